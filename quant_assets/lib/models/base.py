@@ -1,0 +1,145 @@
+"""The one interface every forecaster follows, and the helpers that turn a model's output into the
+distribution frame the warehouse stores.
+
+A forecaster is fitted for one horizon. ``fit(frame)`` takes rows of ``symbol, date`` plus feature
+columns plus the ``target`` column (the forward log return of that horizon); ``predict(frame)`` takes
+rows with the same feature columns and returns one row per input row with the columns of
+``DISTRIBUTION_COLUMNS``. Rows whose prediction needs history (sequence models, GARCH, the baseline)
+read it from earlier rows of the same symbol in the frame they are given, so callers pass a frame that
+starts early enough and keep only the rows they need.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+QUANTILE_LEVELS: tuple[float, ...] = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+QUANTILE_COLUMNS: tuple[str, ...] = ("q05", "q10", "q25", "q50", "q75", "q90", "q95")
+DISTRIBUTION_COLUMNS: tuple[str, ...] = ("mean", "std", *QUANTILE_COLUMNS, "p_up")
+KEY_COLUMNS: tuple[str, ...] = ("symbol", "date")
+TARGET = "target"
+# Columns a feature frame may carry that are never model inputs.
+NON_FEATURE_COLUMNS = frozenset({"symbol", "date", "asset_class", TARGET, "source"})
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """A forecast horizon: its label and its length in steps of the symbol's own calendar."""
+
+    label: str
+    equity_sessions: int
+    crypto_days: int
+
+
+HORIZONS: tuple[Horizon, ...] = (
+    Horizon("1w", 5, 7),
+    Horizon("1m", 21, 30),
+    Horizon("3m", 63, 91),
+    Horizon("1y", 252, 365),
+)
+HORIZON_BY_LABEL = {h.label: h for h in HORIZONS}
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The numeric model inputs of a feature frame, in a stable (sorted) order."""
+    return sorted(
+        c
+        for c in frame.columns
+        if c not in NON_FEATURE_COLUMNS and not c.startswith("fwd_") and pd.api.types.is_numeric_dtype(frame[c])
+    )
+
+
+def design_matrix(frame: pd.DataFrame, columns: list[str], fill: pd.Series | None = None) -> np.ndarray:
+    """Feature matrix with missing values filled by ``fill`` (training medians) so every row predicts."""
+    values = frame[columns].astype("float64")
+    if fill is not None:
+        values = values.fillna(fill)
+    return values.fillna(0.0).to_numpy()
+
+
+def gaussian_distribution(mean: np.ndarray, std: np.ndarray) -> pd.DataFrame:
+    """Distribution columns of a normal law N(mean, std^2)."""
+    return student_t_distribution(mean, std, dof=np.inf)
+
+
+def student_t_distribution(mean: np.ndarray, std: np.ndarray, dof: float) -> pd.DataFrame:
+    """Distribution columns of a location-scale Student-t whose standard deviation is ``std``."""
+    mean = np.asarray(mean, dtype="float64")
+    std = np.maximum(np.asarray(std, dtype="float64"), 1e-8)
+    if np.isfinite(dof):
+        if dof <= 2:
+            raise ValueError(f"Student-t degrees of freedom must exceed 2 for a finite std, got {dof}")
+        scale = std / np.sqrt(dof / (dof - 2.0))
+        law = stats.t(df=dof)
+    else:
+        scale = std
+        law = stats.norm()
+    out = {"mean": mean, "std": std}
+    for column, level in zip(QUANTILE_COLUMNS, QUANTILE_LEVELS):
+        out[column] = mean + scale * law.ppf(level)
+    out["p_up"] = law.sf(-mean / scale)
+    return pd.DataFrame(out)
+
+
+def quantile_distribution(quantiles: np.ndarray) -> pd.DataFrame:
+    """Distribution columns from predicted quantiles (n x 7, levels ``QUANTILE_LEVELS``).
+
+    Crossing quantiles are sorted (a monotone rearrangement); the mean, std and P(up) come from a
+    piecewise-linear quantile function with normal tails fitted to the outer quantiles.
+    """
+    q = np.sort(np.asarray(quantiles, dtype="float64"), axis=1)
+    levels = np.asarray(QUANTILE_LEVELS)
+    # Integrate the quantile function on a fine grid: linear between known levels, normal beyond.
+    grid = (np.arange(200) + 0.5) / 200
+    z = stats.norm.ppf
+    spread_lo = np.maximum(q[:, 1] - q[:, 0], 1e-8) / (z(0.10) - z(0.05))
+    spread_hi = np.maximum(q[:, 6] - q[:, 5], 1e-8) / (z(0.95) - z(0.90))
+    inner = np.array([np.interp(grid, levels, row) for row in q])
+    lower = q[:, [0]] + spread_lo[:, None] * (z(grid) - z(0.05))[None, :]
+    upper = q[:, [6]] + spread_hi[:, None] * (z(grid) - z(0.95))[None, :]
+    values = np.where(grid[None, :] < 0.05, lower, np.where(grid[None, :] > 0.95, upper, inner))
+    out = {"mean": values.mean(axis=1), "std": np.maximum(values.std(axis=1), 1e-8)}
+    for i, column in enumerate(QUANTILE_COLUMNS):
+        out[column] = q[:, i]
+    out["p_up"] = (values > 0).mean(axis=1)
+    return pd.DataFrame(out)
+
+
+def finish(frame: pd.DataFrame, distribution: pd.DataFrame) -> pd.DataFrame:
+    """Attach ``symbol, date`` of ``frame`` to its distribution rows and enforce monotone quantiles."""
+    dist = distribution.reset_index(drop=True).copy()
+    dist[list(QUANTILE_COLUMNS)] = np.sort(dist[list(QUANTILE_COLUMNS)].to_numpy(), axis=1)
+    dist["p_up"] = dist["p_up"].clip(0.0, 1.0)
+    keys = frame[list(KEY_COLUMNS)].reset_index(drop=True)
+    return pd.concat([keys, dist[list(DISTRIBUTION_COLUMNS)]], axis=1)
+
+
+class Forecaster(ABC):
+    """A seeded distributional forecaster for one horizon (scikit-learn's fit/predict shape)."""
+
+    name: str = "forecaster"
+    family: str = "statistical"
+    kind: str = "python"
+
+    def __init__(self, horizon: str, seed: int = 0) -> None:
+        if horizon not in HORIZON_BY_LABEL:
+            raise ValueError(f"unknown horizon {horizon!r}; expected one of {sorted(HORIZON_BY_LABEL)}")
+        self.horizon = HORIZON_BY_LABEL[horizon]
+        self.seed = seed
+
+    @abstractmethod
+    def fit(self, frame: pd.DataFrame) -> "Forecaster":
+        """Fit on rows with features and ``target``; returns self."""
+
+    @abstractmethod
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """One row per input row: ``symbol, date`` and ``DISTRIBUTION_COLUMNS``."""
+
+    def params(self) -> dict[str, object]:
+        """Hyper-parameters worth logging (MLflow params)."""
+        return {"horizon": self.horizon.label, "seed": self.seed}

@@ -1,0 +1,65 @@
+"""The table contract of DESIGN.md as DuckDB DDL (the tables Python writes; dbt owns features.* and labels.*)."""
+
+_DISTRIBUTION = """
+    mean DOUBLE, std DOUBLE, q05 DOUBLE, q10 DOUBLE, q25 DOUBLE, q50 DOUBLE, q75 DOUBLE, q90 DOUBLE, q95 DOUBLE,
+    p_up DOUBLE, realized DOUBLE"""
+
+DDL: dict[str, str] = {
+    "market.prices": """
+        CREATE TABLE IF NOT EXISTS market.prices (
+            symbol VARCHAR NOT NULL, date DATE NOT NULL, asset_class VARCHAR NOT NULL,
+            open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE NOT NULL, volume DOUBLE, source VARCHAR NOT NULL,
+            PRIMARY KEY (symbol, date))""",
+    "market.onchain": """
+        CREATE TABLE IF NOT EXISTS market.onchain (
+            asset VARCHAR NOT NULL, metric VARCHAR NOT NULL, date DATE NOT NULL, value DOUBLE NOT NULL,
+            known_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL,
+            PRIMARY KEY (asset, metric, date))""",
+    "forecasts.plans": """
+        CREATE TABLE IF NOT EXISTS forecasts.plans (
+            window_start DATE NOT NULL, window_end DATE NOT NULL, horizon VARCHAR NOT NULL,
+            train_start DATE, train_label_end_before DATE NOT NULL, embargo_days INTEGER NOT NULL,
+            mode VARCHAR NOT NULL, train_rows BIGINT, eval_rows BIGINT, latest_train_label_end DATE,
+            PRIMARY KEY (window_start, horizon))""",
+    "forecasts.predictions": f"""
+        CREATE TABLE IF NOT EXISTS forecasts.predictions (
+            window_start DATE NOT NULL, model VARCHAR NOT NULL, symbol VARCHAR NOT NULL, date DATE NOT NULL,
+            horizon VARCHAR NOT NULL, {_DISTRIBUTION}, label_end DATE,
+            PRIMARY KEY (window_start, model, symbol, date, horizon))""",
+    "forecasts.fits": """
+        CREATE TABLE IF NOT EXISTS forecasts.fits (
+            window_start DATE NOT NULL, model VARCHAR NOT NULL, horizon VARCHAR NOT NULL,
+            train_rows BIGINT, latest_train_label_end DATE, latest_train_date DATE,
+            mlflow_run_id VARCHAR, seconds DOUBLE,
+            PRIMARY KEY (window_start, model, horizon))""",
+    "forecasts.ensemble": f"""
+        CREATE TABLE IF NOT EXISTS forecasts.ensemble (
+            window_start DATE NOT NULL, symbol VARCHAR NOT NULL, date DATE NOT NULL, horizon VARCHAR NOT NULL,
+            {_DISTRIBUTION}, confidence DOUBLE, label_end DATE,
+            PRIMARY KEY (window_start, symbol, date, horizon))""",
+    "forecasts.scores": """
+        CREATE TABLE IF NOT EXISTS forecasts.scores (
+            window_start DATE NOT NULL, model VARCHAR NOT NULL, horizon VARCHAR NOT NULL,
+            n BIGINT, ic DOUBLE, rank_ic DOUBLE, crps DOUBLE, pinball DOUBLE, coverage_80 DOUBLE, brier DOUBLE,
+            PRIMARY KEY (window_start, model, horizon))""",
+    "projections.bands": """
+        CREATE TABLE IF NOT EXISTS projections.bands (
+            as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL,
+            p10 DOUBLE, p25 DOUBLE, p50 DOUBLE, p75 DOUBLE, p90 DOUBLE, prob_loss DOUBLE,
+            PRIMARY KEY (as_of, symbol, horizon))""",
+    "projections.allocations": """
+        CREATE TABLE IF NOT EXISTS projections.allocations (
+            as_of DATE NOT NULL, symbol VARCHAR NOT NULL, rank INTEGER, asset_class VARCHAR, confidence DOUBLE,
+            kelly_weight DOUBLE, half_kelly_weight DOUBLE, last_price DOUBLE,
+            expected_return_1w DOUBLE, expected_return_1m DOUBLE, expected_return_3m DOUBLE, expected_return_1y DOUBLE,
+            PRIMARY KEY (as_of, symbol))""",
+    "projections.backtest": """
+        CREATE TABLE IF NOT EXISTS projections.backtest (
+            strategy VARCHAR NOT NULL, window_start DATE NOT NULL, period_return DOUBLE, log_growth DOUBLE,
+            turnover DOUBLE, cumulative_log_growth DOUBLE,
+            PRIMARY KEY (strategy, window_start))""",
+    "projections.backtest_summary": """
+        CREATE TABLE IF NOT EXISTS projections.backtest_summary (
+            strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
+            annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE)""",
+}

@@ -119,23 +119,26 @@ class Warehouse:
             return replace_in(con, table, frame, where)
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Create the schema and table of the contract if missing."""
+def ensure_table(con: duckdb.DuckDBPyConnection, table: str, like: str | None = None) -> None:
+    """Create the schema and the table if missing: contract tables from their DDL, others shaped like ``like``."""
     schema = table.split(".")[0]
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    con.execute(DDL[table])
+    if table in DDL:
+        con.execute(DDL[table])
+    elif like is not None:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {like} LIMIT 0")
 
 
 def replace_in(con: duckdb.DuckDBPyConnection, table: str, frame: Any, where: Mapping[str, Any] | None) -> int:
     """Delete-then-insert inside the caller's transaction (so a re-materialization never duplicates)."""
-    ensure_table(con, table)
-    if where:
-        clause = " AND ".join(f"{column} = ?" for column in where)
-        con.execute(f"DELETE FROM {table} WHERE {clause}", list(where.values()))
-    else:
-        con.execute(f"DELETE FROM {table}")
     con.register("incoming_frame", frame)
     try:
+        ensure_table(con, table, like="incoming_frame")
+        if where:
+            clause = " AND ".join(f"{column} = ?" for column in where)
+            con.execute(f"DELETE FROM {table} WHERE {clause}", list(where.values()))
+        else:
+            con.execute(f"DELETE FROM {table}")
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_frame")
     finally:
         con.unregister("incoming_frame")

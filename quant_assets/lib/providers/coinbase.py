@@ -13,13 +13,13 @@ import polars as pl
 
 from quant_assets.lib.providers.http import (
     DEFAULT_TIMEOUT,
-    PRICE_SCHEMA,
     check_range,
     get_json,
     is_number,
     make_client,
     shape_error,
 )
+from quant_assets.lib.providers.schema import PRICE_SCHEMA
 
 PROVIDER = "coinbase"
 DAY_SECONDS = 86400
@@ -116,5 +116,6 @@ def _parse_candles(body: Any, product: str, symbol: str, url: str) -> list[tuple
             day = datetime.fromtimestamp(epoch, tz=UTC).date()
         except (OverflowError, OSError, ValueError):
             raise shape_error(PROVIDER, product, url, f"candle {i} time {epoch!r} is not a valid unix time") from None
-        rows.append((symbol, day, "crypto", float(open_), float(high), float(low), float(close), float(volume), PROVIDER))
+        prices = (float(open_), float(high), float(low), float(close), float(volume))
+        rows.append((symbol, day, "crypto", *prices, PROVIDER))
     return rows

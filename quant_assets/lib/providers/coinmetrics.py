@@ -14,7 +14,6 @@ import polars as pl
 
 from quant_assets.lib.providers.http import (
     DEFAULT_TIMEOUT,
-    ONCHAIN_SCHEMA,
     ProviderError,
     check_range,
     check_same_origin,
@@ -23,6 +22,7 @@ from quant_assets.lib.providers.http import (
     make_client,
     shape_error,
 )
+from quant_assets.lib.providers.schema import ONCHAIN_SCHEMA
 
 PROVIDER = "coinmetrics"
 DEFAULT_METRICS: tuple[str, ...] = ("AdrActCnt", "TxCnt", "HashRate", "CapMVRVCur")

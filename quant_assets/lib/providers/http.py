@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
-import polars as pl
+
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +28,6 @@ DEFAULT_TIMEOUT = 30.0
 # after its retries rather than hang for an hour on one header.
 MAX_RETRY_AFTER = 60.0
 MAX_BACKOFF = 60.0
-
-PRICE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.Utf8(),
-    "date": pl.Date(),
-    "asset_class": pl.Utf8(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "source": pl.Utf8(),
-}
-ONCHAIN_SCHEMA: dict[str, pl.DataType] = {
-    "asset": pl.Utf8(),
-    "metric": pl.Utf8(),
-    "date": pl.Date(),
-    "value": pl.Float64(),
-    "known_at": pl.Datetime("us", "UTC"),
-    "source": pl.Utf8(),
-}
 
 # Query parameters whose values are credentials, compared case-insensitively.
 _SECRET_PARAMS = frozenset({"apikey", "api_key", "key", "token", "access_token", "secret"})
@@ -184,21 +164,24 @@ def get_json(
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
-    """GET ``url`` with ``params`` and return the decoded JSON body.
+    """GET ``url`` with ``params`` added to its query string and return the decoded JSON body.
 
     Retries HTTP 429 and 5xx and transport failures up to ``max_retries`` times, waiting the server's
     ``Retry-After`` seconds (capped at ``MAX_RETRY_AFTER``) or else ``backoff * 2**attempt``. Raises
-    :class:`ProviderError` naming ``provider`` and ``symbol`` when retries run out, on any other 4xx,
+    :class:`ProviderError` naming ``provider`` and ``symbol`` when retries run out, on any other 3xx or 4xx,
     or when the body is not valid JSON. Credential parameters never appear in messages or logs.
     """
-    secrets = [str(v) for k, v in (params or {}).items() if k.lower() in _SECRET_PARAMS and v]
-    shown = redact_url(url)
+    # Merged by hand: httpx replaces (not extends) a URL's query string when ``params`` is given,
+    # which would drop the cursor of a pagination link.
+    target = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+    secrets = [v for k, v in target.params.multi_items() if k.lower() in _SECRET_PARAMS and v]
+    shown = redact_url(target)
     attempts = max_retries + 1
     problem = ""
     for attempt in range(attempts):
         retry_wait: float | None = None
         try:
-            response = client.get(url, params=params)
+            response = client.get(target)
         except _RETRYABLE_TRANSPORT as exc:
             problem = f"{type(exc).__name__}: {scrub(str(exc), secrets) or 'no detail'}"
         except httpx.HTTPError as exc:

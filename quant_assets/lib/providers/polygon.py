@@ -13,7 +13,6 @@ import polars as pl
 
 from quant_assets.lib.providers.http import (
     DEFAULT_TIMEOUT,
-    PRICE_SCHEMA,
     ProviderError,
     check_range,
     check_same_origin,
@@ -23,6 +22,7 @@ from quant_assets.lib.providers.http import (
     secret_value,
     shape_error,
 )
+from quant_assets.lib.providers.schema import PRICE_SCHEMA
 
 PROVIDER = "polygon"
 _OK_STATUSES = frozenset({"OK", "DELAYED"})
@@ -120,6 +120,7 @@ def _parse_page(body: Any, symbol: str, url: str) -> list[tuple]:
         try:
             day = datetime.fromtimestamp(bar["t"] / 1000, tz=UTC).date()
         except (OverflowError, OSError, ValueError):
-            raise shape_error(PROVIDER, symbol, url, f"results[{i}].t = {bar['t']!r} is not a valid epoch-ms timestamp") from None
+            what = f"results[{i}].t = {bar['t']!r} is not a valid epoch-ms timestamp"
+            raise shape_error(PROVIDER, symbol, url, what) from None
         rows.append((symbol, day, "equity", *(float(bar[f]) for f in ("o", "h", "l", "c", "v")), PROVIDER))
     return rows

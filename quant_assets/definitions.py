@@ -1,21 +1,30 @@
 """The one Definitions object of the quant_assets code location."""
 
-from __future__ import annotations
-
 import dagster as dg
 
+from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import onchain_metrics, prices
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
+from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
+from quant_assets.defs.walk_forward.partitions import window_partitions
 from quant_assets.settings import get_settings
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
+    """Assemble assets, checks, resources and jobs; reads settings, opens nothing."""
     settings = get_settings()
+    dbt_features, dbt_resource = build_feature_defs(dbt_project_dir)
+    walk_forward_assets, walk_forward_checks = build_walk_forward_defs(window_partitions(settings))
+    data_job = dg.define_asset_job("market_and_features", selection=dg.AssetSelection.groups("market", "features"))
+    walk_forward_job = dg.define_asset_job("walk_forward", selection=dg.AssetSelection.groups("walk_forward"))
     return dg.Definitions(
-        assets=[prices, onchain_metrics],
+        assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets],
+        asset_checks=[*walk_forward_checks],
+        jobs=[data_job, walk_forward_job],
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
             "settings": SettingsResource(),
+            "dbt": dbt_resource,
         },
     )
 

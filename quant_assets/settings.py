@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     history_start: date = date(2005, 1, 1)
     seed: int = 7
 
+    # Walk-forward: evaluation windows are Dagster partitions; the cadence is the re-training cadence.
+    wf_start: date = date(2020, 1, 1)
+    wf_end: date = date(2023, 1, 1)
+    wf_cadence: Literal["weekly", "monthly", "quarterly"] = "monthly"
+    wf_train_years: int = Field(default=10, ge=1)
+    wf_mode: Literal["rolling", "expanding"] = "rolling"
+    wf_embargo_days: int = Field(default=5, ge=0)
+    # Windows `make demo` backfills: the last N before wf_end.
+    demo_windows: int = Field(default=3, ge=1)
+
     polygon_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("POLYGON_API_KEY", "QUANT_POLYGON_API_KEY")
     )

@@ -8,6 +8,7 @@ import polars as pl
 
 from quant_assets.lib.providers import fetch_onchain, fetch_prices
 from quant_assets.lib.providers.schema import ValidationReport, validate_onchain, validate_prices
+from quant_assets.lib.report import markdown_table
 from quant_assets.lib.warehouse import Warehouse
 
 
@@ -69,11 +70,3 @@ def _price_summary(clean: pl.DataFrame) -> dict[str, object]:
         "sources": sorted(clean["source"].unique().to_list()),
         "per_symbol": markdown_table(per_symbol.sort("symbol")),
     }
-
-
-def markdown_table(frame: pl.DataFrame) -> str:
-    """A small frame as a markdown table."""
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, rule, *rows])

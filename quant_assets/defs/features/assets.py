@@ -1,0 +1,46 @@
+"""Group ``features``: the dbt-duckdb project loaded with dagster-dbt, and its blocking lookahead audit."""
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from quant_assets.defs.resources import SettingsResource, WarehouseResource
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_features"
+FEATURES_KEY = dg.AssetKey(["features", "features"])
+LABELS_KEY = dg.AssetKey(["labels", "forward_returns"])
+
+
+class FeatureTranslator(DagsterDbtTranslator):
+    """Models keyed by their DuckDB schema and name (``features/features``), all in group ``features``."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "model":
+            return dg.AssetKey([dbt_resource_props["config"]["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "features"
+
+
+def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR) -> tuple[dg.AssetsDefinition, DbtCliResource]:
+    """The dbt assets of ``project_dir`` (its manifest prepared by ``dbt parse`` at install) and their CLI resource."""
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=FeatureTranslator(),
+                name=f"dbt_{project.project_dir.name}")
+    def dbt_features(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+                     settings: SettingsResource):
+        # dbt's profile reads the warehouse path from the environment of the dbt process it starts.
+        os.environ["QUANT_WAREHOUSE"] = str(settings.get().warehouse_path)
+        with warehouse.get().exclusive():
+            yield from dbt.cli(["build"], context=context).stream()
+
+    # The venv's own dbt, so the code location works without the venv being on PATH.
+    dbt_executable = Path(sys.executable).parent / "dbt"
+    return dbt_features, DbtCliResource(project_dir=project, dbt_executable=str(dbt_executable))

@@ -1,0 +1,65 @@
+"""Group ``walk_forward``: the window plan with its blocking bias audit, and one fit asset per model."""
+
+import dagster as dg
+
+from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
+from quant_assets.defs.metadata import as_dagster_metadata
+from quant_assets.defs.resources import SettingsResource, WarehouseResource
+from quant_assets.lib.folds import audit_fit, audit_plan, fit_and_store, plan_and_store
+from quant_assets.lib.models import BASELINE, MODEL_NAMES, model_entry
+
+PLAN_KEY = dg.AssetKey(["walk_forward_plan"])
+
+
+def build_walk_forward_defs(partitions: dg.PartitionsDefinition) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """The plan asset, its bias audit, and a fit asset (with its own blocking audit) per model and the baseline."""
+
+    @dg.asset(key=PLAN_KEY, group_name="walk_forward", partitions_def=partitions, deps=[LABELS_KEY],
+              kinds={"duckdb"}, description="Train and eval intervals per horizon for one evaluation window.")
+    def walk_forward_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                          settings: SettingsResource) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        summary = plan_and_store(warehouse.get(), settings.get(), window.start.date(), window.end.date())
+        return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
+
+    @dg.asset_check(asset=walk_forward_plan, blocking=True,
+                    description="Fails if any training label interval overlaps the window or its embargo.")
+    def bias_audit(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                   settings: SettingsResource) -> dg.AssetCheckResult:
+        window_start = _partition_start(context)
+        violations = audit_plan(warehouse.get(), window_start, settings.get().wf_embargo_days)
+        return dg.AssetCheckResult(passed=not violations, metadata={"violations": dg.MetadataValue.json(violations[:20]),
+                                                                    "window": str(window_start)})
+
+    fits, checks = [], [bias_audit]
+    for name in (*MODEL_NAMES, BASELINE):
+        fit, check = _fit_asset(name, partitions)
+        fits.append(fit)
+        checks.append(check)
+    return [walk_forward_plan, *fits], checks
+
+
+def _partition_start(context):
+    from datetime import date
+
+    return date.fromisoformat(context.partition_key)
+
+
+def _fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
+    _, _, family, kind = model_entry(model_name)
+
+    @dg.asset(name=f"fit_{model_name}", group_name="walk_forward", partitions_def=partitions,
+              deps=[PLAN_KEY, FEATURES_KEY, LABELS_KEY], kinds={kind, "duckdb", "mlflow"},
+              tags={"family": family}, description=f"Out-of-sample distributional forecasts of {model_name} for the window.")
+    def fit(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+        summary = fit_and_store(warehouse.get(), settings.get(), model_name, _partition_start(context),
+                                dagster_run_id=context.run_id)
+        return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
+
+    @dg.asset_check(asset=fit, name="training_cutoff", blocking=True,
+                    description="Fails if the fit trained on a label that ended inside the window or its embargo.")
+    def training_cutoff(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        violations = audit_fit(warehouse.get(), _partition_start(context), model_name)
+        return dg.AssetCheckResult(passed=not violations, metadata={"violations": dg.MetadataValue.json(violations)})
+
+    return fit, training_cutoff

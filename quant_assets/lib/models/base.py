@@ -99,7 +99,10 @@ def quantile_distribution(quantiles: np.ndarray) -> pd.DataFrame:
     z = stats.norm.ppf
     spread_lo = np.maximum(q[:, 1] - q[:, 0], 1e-8) / (z(0.10) - z(0.05))
     spread_hi = np.maximum(q[:, 6] - q[:, 5], 1e-8) / (z(0.95) - z(0.90))
-    inner = np.array([np.interp(grid, levels, row) for row in q])
+    # np.interp per row, vectorized: the grid falls in the same level segment for every row.
+    right = np.clip(np.searchsorted(levels, grid), 1, len(levels) - 1)
+    weight = np.clip((grid - levels[right - 1]) / (levels[right] - levels[right - 1]), 0.0, 1.0)
+    inner = q[:, right - 1] * (1.0 - weight) + q[:, right] * weight
     lower = q[:, [0]] + spread_lo[:, None] * (z(grid) - z(0.05))[None, :]
     upper = q[:, [6]] + spread_hi[:, None] * (z(grid) - z(0.95))[None, :]
     values = np.where(grid[None, :] < 0.05, lower, np.where(grid[None, :] > 0.95, upper, inner))
@@ -143,3 +146,82 @@ class Forecaster(ABC):
     def params(self) -> dict[str, object]:
         """Hyper-parameters worth logging (MLflow params)."""
         return {"horizon": self.horizon.label, "seed": self.seed}
+
+
+def training_rows(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The rows of a training frame whose ``target`` is known (finite), with a fresh index."""
+    if TARGET not in frame.columns:
+        raise ValueError(f"{model}: the training frame has no {TARGET!r} column")
+    target = pd.to_numeric(frame[TARGET], errors="coerce").astype("float64")
+    known = np.isfinite(target.to_numpy())
+    rows = frame.loc[known].reset_index(drop=True).assign(**{TARGET: target.to_numpy()[known]})
+    if rows.empty:
+        raise ValueError(f"{model}: the training frame has no row with a finite {TARGET!r}")
+    return rows
+
+
+def horizon_steps(frame: pd.DataFrame, horizon: Horizon) -> np.ndarray:
+    """Per row, the horizon's length in steps of that row's calendar (sessions or days by ``asset_class``)."""
+    if "asset_class" not in frame.columns:
+        raise ValueError(f"the frame has no 'asset_class' column, needed to size horizon {horizon.label!r}")
+    asset_class = frame["asset_class"].astype("string").fillna("<null>")
+    unknown = sorted(set(asset_class.unique()) - {"equity", "crypto"})
+    if unknown:
+        raise ValueError(f"asset_class must be 'equity' or 'crypto'; found {unknown} in the frame")
+    return np.where(asset_class.to_numpy() == "crypto", horizon.crypto_days, horizon.equity_sessions).astype("int64")
+
+
+@dataclass
+class FeaturePrep:
+    """Training-time feature handling for tabular models: which columns, the medians that fill
+    missing values, and (for linear models) the centre/scale that standardize them.
+
+    An ``is_crypto`` indicator is added when the frame carries ``asset_class``, so a model can tell
+    equities (whose ``oc_`` columns are always null) from crypto after median filling.
+    """
+
+    columns: list[str]
+    medians: pd.Series
+    center: np.ndarray
+    scale: np.ndarray
+    use_asset_class: bool
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame) -> "FeaturePrep":
+        """Learn columns, medians and standardization from training rows."""
+        columns = feature_columns(frame)
+        use_asset_class = "asset_class" in frame.columns
+        if not columns and not use_asset_class:
+            raise ValueError("the training frame has no numeric feature column")
+        values = frame[columns].astype("float64").replace([np.inf, -np.inf], np.nan)
+        medians = values.median()
+        prep = cls(columns, medians, np.zeros(0), np.ones(0), use_asset_class)
+        raw = prep.raw(frame)
+        center = raw.mean(axis=0)
+        scale = raw.std(axis=0)
+        prep.center = center
+        prep.scale = np.where(scale > 1e-12, scale, 1.0)
+        return prep
+
+    @property
+    def names(self) -> list[str]:
+        """Column names of the design matrices, in order."""
+        return [*self.columns, *(["is_crypto"] if self.use_asset_class else [])]
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Median-filled feature matrix (columns ``names``)."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"the frame lacks feature column(s) {missing} that the model was trained on")
+        values = frame[self.columns].astype("float64").replace([np.inf, -np.inf], np.nan)
+        matrix = design_matrix(values, self.columns, self.medians)
+        if self.use_asset_class:
+            if "asset_class" not in frame.columns:
+                raise ValueError("the frame has no 'asset_class' column, which the model was trained with")
+            is_crypto = (frame["asset_class"].astype("string") == "crypto").fillna(False).to_numpy(dtype="float64")
+            matrix = np.column_stack([matrix, is_crypto])
+        return matrix
+
+    def standardized(self, frame: pd.DataFrame, clip: float = 5.0) -> np.ndarray:
+        """Median-filled, standardized and clipped to ``±clip`` (robust to outliers in linear models)."""
+        return np.clip((self.raw(frame) - self.center) / self.scale, -clip, clip)

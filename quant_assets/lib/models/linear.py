@@ -1,0 +1,132 @@
+"""Linear forecasters: ridge regression with a modelled residual scale, and linear quantile regression."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+from statsmodels.regression.quantile_regression import QuantReg
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
+
+from quant_assets.lib.models.base import (
+    DISTRIBUTION_COLUMNS,
+    QUANTILE_COLUMNS,
+    QUANTILE_LEVELS,
+    TARGET,
+    FeaturePrep,
+    Forecaster,
+    finish,
+    quantile_distribution,
+    training_rows,
+)
+
+
+class RidgeForecaster(Forecaster):
+    """Ridge mean on standardized features, a second ridge on ``log|residual|`` for the scale, and
+    the empirical distribution of the scaled residuals for the shape (so fat tails and skew survive).
+    """
+
+    name = "ridge"
+    family = "statistical"
+    kind = "sklearn"
+
+    def __init__(self, horizon: str, seed: int = 0, alpha: float = 100.0, scale_alpha: float = 1000.0) -> None:
+        super().__init__(horizon, seed)
+        self.alpha = alpha
+        self.scale_alpha = scale_alpha
+
+    def fit(self, frame: pd.DataFrame) -> "RidgeForecaster":
+        """Fit mean, scale and residual shape on the rows with a known target."""
+        rows = training_rows(frame, self.name)
+        self.prep_ = FeaturePrep.fit(rows)
+        x = self.prep_.standardized(rows)
+        y = rows[TARGET].to_numpy(dtype="float64")
+        self.mean_model_ = Ridge(alpha=self.alpha).fit(x, y)
+        resid = y - self.mean_model_.predict(x)
+        # Floor |r| so exact zeros do not send log|r| to -inf and drag the scale fit.
+        floor = max(1e-3 * float(np.std(resid)), 1e-10)
+        self.scale_model_ = Ridge(alpha=self.scale_alpha).fit(x, np.log(np.maximum(np.abs(resid), floor)))
+        log_scale = self.scale_model_.predict(x)
+        # Out-of-range features must not extrapolate the scale beyond what training saw.
+        self.log_scale_range_ = (float(log_scale.min()), float(log_scale.max()))
+        z = resid / np.exp(log_scale)
+        self.z_sorted_ = np.sort(z)
+        self.z_quantiles_ = np.quantile(z, QUANTILE_LEVELS)
+        self.z_mean_ = float(z.mean())
+        self.z_std_ = max(float(z.std()), 1e-12)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Distribution per row: ``mean + scale * z`` with ``z`` the training residual law."""
+        x = self.prep_.standardized(frame)
+        center = self.mean_model_.predict(x)
+        scale = np.exp(np.clip(self.scale_model_.predict(x), *self.log_scale_range_))
+        dist = pd.DataFrame(
+            {
+                "mean": center + scale * self.z_mean_,
+                "std": scale * self.z_std_,
+                **{c: center + scale * q for c, q in zip(QUANTILE_COLUMNS, self.z_quantiles_)},
+                # P(center + scale*z > 0) under the empirical law of z.
+                "p_up": 1.0
+                - np.searchsorted(self.z_sorted_, -center / scale, side="right") / len(self.z_sorted_),
+            }
+        )
+        return finish(frame, dist[list(DISTRIBUTION_COLUMNS)])
+
+    def params(self) -> dict[str, object]:
+        """Hyper-parameters worth logging."""
+        return {**super().params(), "alpha": self.alpha, "scale_alpha": self.scale_alpha}
+
+
+class QuantileLinearForecaster(Forecaster):
+    """One linear quantile regression per level (statsmodels ``QuantReg``) on standardized features.
+
+    Training rows beyond ``max_rows`` are subsampled with the seed, which keeps the fit to a few
+    seconds on a full universe; the quantile estimates barely move at that sample size.
+    """
+
+    name = "quantile_linear"
+    family = "statistical"
+    kind = "sklearn"
+
+    def __init__(self, horizon: str, seed: int = 0, max_rows: int = 20_000, max_iter: int = 500) -> None:
+        super().__init__(horizon, seed)
+        self.max_rows = max_rows
+        self.max_iter = max_iter
+
+    def fit(self, frame: pd.DataFrame) -> "QuantileLinearForecaster":
+        """Fit one coefficient vector per quantile level; levels that hit the iteration limit are
+        listed in ``iteration_limit_levels``."""
+        rows = training_rows(frame, self.name)
+        if len(rows) > self.max_rows:
+            keep = np.sort(np.random.default_rng(self.seed).choice(len(rows), self.max_rows, replace=False))
+            rows = rows.iloc[keep].reset_index(drop=True)
+        self.prep_ = FeaturePrep.fit(rows)
+        x = self.prep_.standardized(rows)
+        # Constant columns make the IRLS normal equations singular; they carry nothing anyway.
+        self.active_ = np.flatnonzero(x.std(axis=0) > 1e-12)
+        design = np.column_stack([np.ones(len(x)), x[:, self.active_]])
+        y = rows[TARGET].to_numpy(dtype="float64")
+        coefs = []
+        self.iteration_limit_levels = []
+        for level in QUANTILE_LEVELS:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = QuantReg(y, design).fit(q=level, max_iter=self.max_iter)
+            if any(issubclass(w.category, (IterationLimitWarning, ConvergenceWarning)) for w in caught):
+                self.iteration_limit_levels.append(level)
+            coefs.append(np.asarray(result.params, dtype="float64"))
+        self.coef_ = np.column_stack(coefs)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predicted quantiles (crossings rearranged) turned into the distribution columns."""
+        x = self.prep_.standardized(frame)[:, self.active_]
+        quantiles = np.column_stack([np.ones(len(x)), x]) @ self.coef_
+        return finish(frame, quantile_distribution(quantiles))
+
+    def params(self) -> dict[str, object]:
+        """Hyper-parameters worth logging."""
+        return {**super().params(), "max_rows": self.max_rows, "max_iter": self.max_iter}

@@ -1,0 +1,257 @@
+"""Tree ensembles: LightGBM and XGBoost quantile boosting, and an extra-trees leaf-distribution forest."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.ensemble import ExtraTreesRegressor
+
+from quant_assets.lib.models.base import (
+    QUANTILE_COLUMNS,
+    QUANTILE_LEVELS,
+    TARGET,
+    FeaturePrep,
+    Forecaster,
+    finish,
+    quantile_distribution,
+    training_rows,
+)
+
+
+def _standardized_target(rows: pd.DataFrame) -> tuple[np.ndarray, float, float]:
+    """Target in units of its training std: boosting hyper-parameters then mean the same thing at every horizon."""
+    y = rows[TARGET].to_numpy(dtype="float64")
+    center, scale = float(y.mean()), float(y.std())
+    scale = scale if scale > 1e-12 else 1.0
+    return (y - center) / scale, center, scale
+
+
+class LightGBMForecaster(Forecaster):
+    """One LightGBM quantile-loss booster per level in ``QUANTILE_LEVELS``; mean, std and P(up) come
+    from the predicted quantile function."""
+
+    name = "lightgbm"
+    family = "tree"
+    kind = "lightgbm"
+
+    def __init__(
+        self,
+        horizon: str,
+        seed: int = 0,
+        n_estimators: int = 80,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 100,
+        num_threads: int = 1,
+    ) -> None:
+        super().__init__(horizon, seed)
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.num_threads = num_threads
+
+    def fit(self, frame: pd.DataFrame) -> "LightGBMForecaster":
+        """Fit the seven quantile boosters on the rows with a known target."""
+        rows = training_rows(frame, self.name)
+        self.prep_ = FeaturePrep.fit(rows)
+        x = self.prep_.raw(rows)
+        y, self.y_center_, self.y_scale_ = _standardized_target(rows)
+        self.models_ = [
+            lgb.LGBMRegressor(
+                objective="quantile",
+                alpha=level,
+                n_estimators=self.n_estimators,
+                learning_rate=self.learning_rate,
+                num_leaves=self.num_leaves,
+                min_child_samples=self.min_child_samples,
+                subsample=0.8,
+                subsample_freq=1,
+                colsample_bytree=0.8,
+                max_bin=63,
+                n_jobs=self.num_threads,
+                random_state=self.seed,
+                deterministic=True,
+                force_row_wise=True,
+                verbose=-1,
+            ).fit(x, y)
+            for level in QUANTILE_LEVELS
+        ]
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Distribution per row from the seven predicted quantiles."""
+        x = self.prep_.raw(frame)
+        quantiles = np.column_stack([m.predict(x) for m in self.models_])
+        return finish(frame, quantile_distribution(self.y_center_ + self.y_scale_ * quantiles))
+
+    def params(self) -> dict[str, object]:
+        """Hyper-parameters worth logging."""
+        return {
+            **super().params(),
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "num_threads": self.num_threads,
+        }
+
+
+class XGBoostForecaster(Forecaster):
+    """One XGBoost model with ``reg:quantileerror`` and all seven ``quantile_alpha`` levels at once."""
+
+    name = "xgboost"
+    family = "tree"
+    kind = "xgboost"
+
+    def __init__(
+        self,
+        horizon: str,
+        seed: int = 0,
+        n_estimators: int = 80,
+        learning_rate: float = 0.05,
+        max_depth: int = 3,
+        min_child_weight: float = 100.0,
+        nthread: int = 1,
+    ) -> None:
+        super().__init__(horizon, seed)
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.nthread = nthread
+
+    def fit(self, frame: pd.DataFrame) -> "XGBoostForecaster":
+        """Fit the multi-quantile booster on the rows with a known target."""
+        rows = training_rows(frame, self.name)
+        self.prep_ = FeaturePrep.fit(rows)
+        x = self.prep_.raw(rows)
+        y, self.y_center_, self.y_scale_ = _standardized_target(rows)
+        self.model_ = xgb.XGBRegressor(
+            objective="reg:quantileerror",
+            quantile_alpha=np.asarray(QUANTILE_LEVELS),
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            tree_method="hist",
+            max_bin=64,
+            n_jobs=self.nthread,
+            random_state=self.seed,
+        ).fit(x, y)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Distribution per row from the seven predicted quantiles."""
+        quantiles = self.model_.predict(self.prep_.raw(frame)).reshape(len(frame), len(QUANTILE_LEVELS))
+        return finish(frame, quantile_distribution(self.y_center_ + self.y_scale_ * quantiles))
+
+    def params(self) -> dict[str, object]:
+        """Hyper-parameters worth logging."""
+        return {
+            **super().params(),
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "max_depth": self.max_depth,
+            "min_child_weight": self.min_child_weight,
+            "nthread": self.nthread,
+        }
+
+
+# Per-leaf statistics kept by the extra-trees forecaster, in this column order.
+_LEAF_STATS = (*QUANTILE_COLUMNS, "mean", "second_moment", "p_up")
+
+
+class ExtraTreesForecaster(Forecaster):
+    """Extremely randomized trees whose prediction is a mixture of leaf distributions (in the spirit
+    of quantile regression forests): every leaf keeps the quantiles, first two moments and share of
+    positive values of the training targets it holds, and a row's distribution averages those over
+    the trees. The mean equals the forest's regression prediction; the std is the mixture's.
+    """
+
+    name = "extra_trees"
+    family = "tree"
+    kind = "sklearn"
+
+    def __init__(
+        self,
+        horizon: str,
+        seed: int = 0,
+        n_estimators: int = 50,
+        min_samples_leaf: int = 50,
+        max_features: float = 0.5,
+        n_jobs: int = 1,
+    ) -> None:
+        super().__init__(horizon, seed)
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.n_jobs = n_jobs
+
+    def fit(self, frame: pd.DataFrame) -> "ExtraTreesForecaster":
+        """Grow the forest and tabulate the target's distribution in every leaf."""
+        rows = training_rows(frame, self.name)
+        self.prep_ = FeaturePrep.fit(rows)
+        x = self.prep_.raw(rows)
+        y = rows[TARGET].to_numpy(dtype="float64")
+        self.forest_ = ExtraTreesRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            bootstrap=False,
+            n_jobs=self.n_jobs,
+            random_state=self.seed,
+        ).fit(x, y)
+        leaves = self.forest_.apply(x)
+        self.leaf_tables_ = [
+            _leaf_table(leaves[:, t], y, tree.tree_.node_count) for t, tree in enumerate(self.forest_.estimators_)
+        ]
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Average of the leaf distributions each row falls into."""
+        leaves = self.forest_.apply(self.prep_.raw(frame))
+        stats = np.zeros((len(frame), len(_LEAF_STATS)))
+        for t, table in enumerate(self.leaf_tables_):
+            stats += table[leaves[:, t]]
+        stats /= len(self.leaf_tables_)
+        out = pd.DataFrame(stats, columns=list(_LEAF_STATS))
+        out["std"] = np.sqrt(np.maximum(out["second_moment"] - out["mean"] ** 2, 1e-16))
+        return finish(frame, out)
+
+    def params(self) -> dict[str, object]:
+        """Hyper-parameters worth logging."""
+        return {
+            **super().params(),
+            "n_estimators": self.n_estimators,
+            "min_samples_leaf": self.min_samples_leaf,
+            "max_features": self.max_features,
+            "n_jobs": self.n_jobs,
+        }
+
+
+def _leaf_table(leaf: np.ndarray, y: np.ndarray, node_count: int) -> np.ndarray:
+    """``node_count x len(_LEAF_STATS)`` table of the targets' statistics per leaf (zeros for inner nodes).
+
+    Quantiles use numpy's default linear interpolation between order statistics, vectorized over
+    leaves by sorting on (leaf, y).
+    """
+    order = np.lexsort((y, leaf))
+    leaf_sorted, y_sorted = leaf[order], y[order]
+    ids, start, count = np.unique(leaf_sorted, return_index=True, return_counts=True)
+    table = np.zeros((node_count, len(_LEAF_STATS)))
+    for j, level in enumerate(QUANTILE_LEVELS):
+        pos = level * (count - 1)
+        lo = np.floor(pos).astype("int64")
+        hi = np.minimum(lo + 1, count - 1)
+        frac = pos - lo
+        table[ids, j] = y_sorted[start + lo] * (1 - frac) + y_sorted[start + hi] * frac
+    n_q = len(QUANTILE_LEVELS)
+    table[ids, n_q] = np.add.reduceat(y_sorted, start) / count
+    table[ids, n_q + 1] = np.add.reduceat(y_sorted**2, start) / count
+    table[ids, n_q + 2] = np.add.reduceat((y_sorted > 0).astype("float64"), start) / count
+    return table

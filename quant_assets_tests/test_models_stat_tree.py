@@ -14,9 +14,11 @@ from scipy import stats
 
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, TARGET, feature_columns
 from quant_assets.lib.models.garch import RETURN_SCALE, GarchForecaster, garch_filter
-from quant_assets.lib.models.registry import BASELINE, STAT_TREE_MODELS
+from quant_assets.lib.models import CATALOG, make_model, model_entry
 
-ALL_MODELS = {**STAT_TREE_MODELS, "baseline": BASELINE}
+STAT_TREE_NAMES = [name for name, (_, _, family, _) in CATALOG.items() if family in ("statistical", "tree")]
+
+ALL_MODELS = [*STAT_TREE_NAMES, "baseline"]
 SIGNAL_MODELS = ("ridge", "quantile_linear", "lightgbm", "xgboost", "extra_trees")
 SPLIT = pd.Timestamp("2019-01-01")
 
@@ -81,7 +83,7 @@ def panel():
 @pytest.fixture(scope="module")
 def fitted(panel):
     train = panel[panel["date"] < SPLIT]
-    return {name: cls(horizon="1w", seed=3).fit(train) for name, cls in ALL_MODELS.items()}
+    return {name: make_model(name, horizon="1w", seed=3).fit(train) for name in ALL_MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +92,11 @@ def predictions(panel, fitted):
 
 
 def test_registry_names_and_tags():
-    assert set(STAT_TREE_MODELS) == {"ridge", "garch", "quantile_linear", "lightgbm", "xgboost", "extra_trees"}
-    for name, cls in ALL_MODELS.items():
-        model = cls(horizon="1m", seed=1)
-        assert model.name == name
-        assert model.family in {"statistical", "tree", "baseline"}
-        assert model.kind in {"sklearn", "lightgbm", "xgboost", "arch", "python"}
+    assert set(STAT_TREE_NAMES) == {"ridge", "garch", "quantile_linear", "lightgbm", "xgboost", "extra_trees"}
+    for name in ALL_MODELS:
+        model = make_model(name, horizon="1m", seed=1)
+        _, _, family, kind = model_entry(name)
+        assert (model.name, model.family, model.kind) == (name, family, kind)
         assert model.params()["horizon"] == "1m" and model.params()["seed"] == 1
 
 
@@ -132,7 +133,7 @@ def test_signal_is_found_on_held_out_rows(name, panel, predictions):
 @pytest.mark.parametrize("name", sorted(ALL_MODELS))
 def test_same_seed_same_output_and_robust_inputs(name, panel, predictions):
     train = panel[panel["date"] < SPLIT]
-    again = ALL_MODELS[name](horizon="1w", seed=3).fit(train)
+    again = make_model(name, horizon="1w", seed=3).fit(train)
     pd.testing.assert_frame_equal(again.predict(panel), predictions[name])
     # Fitted models are stored with joblib/pickle and must predict the same after a round trip.
     pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(again)).predict(panel), predictions[name])
@@ -151,12 +152,12 @@ def test_same_seed_same_output_and_robust_inputs(name, panel, predictions):
 
 def test_bad_inputs_get_clear_errors(panel):
     with pytest.raises(ValueError, match="no 'target' column"):
-        STAT_TREE_MODELS["ridge"](horizon="1w").fit(panel.drop(columns=[TARGET]))
-    model = STAT_TREE_MODELS["ridge"](horizon="1w").fit(panel)
+        make_model("ridge", horizon="1w", seed=0).fit(panel.drop(columns=[TARGET]))
+    model = make_model("ridge", horizon="1w", seed=0).fit(panel)
     with pytest.raises(ValueError, match=r"lacks feature column\(s\) \['signal'\]"):
         model.predict(panel.drop(columns=["signal"]))
     with pytest.raises(ValueError, match="asset_class"):
-        BASELINE(horizon="1w").fit(panel.assign(asset_class="bond"))
+        make_model("baseline", horizon="1w", seed=0).fit(panel.assign(asset_class="bond"))
 
 
 def test_baseline_matches_trailing_moments(panel, fitted, predictions):

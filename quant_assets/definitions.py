@@ -13,13 +13,13 @@ from quant_assets.settings import get_settings
 def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
     """Assemble assets, checks, resources and jobs; reads settings, opens nothing."""
     settings = get_settings()
-    dbt_features, dbt_resource = build_feature_defs(dbt_project_dir)
+    dbt_features, lookahead_check, dbt_resource = build_feature_defs(dbt_project_dir)
     walk_forward_assets, walk_forward_checks = build_walk_forward_defs(window_partitions(settings))
     data_job = dg.define_asset_job("market_and_features", selection=dg.AssetSelection.groups("market", "features"))
     walk_forward_job = dg.define_asset_job("walk_forward", selection=dg.AssetSelection.groups("walk_forward"))
     return dg.Definitions(
         assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets],
-        asset_checks=[*walk_forward_checks],
+        asset_checks=[lookahead_check, *walk_forward_checks],
         jobs=[data_job, walk_forward_job],
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse_path)),

@@ -322,3 +322,19 @@ def _models_in_order(manifest: Mapping[str, object]) -> list[_CompiledModel]:
     for key in sorted(compiled):
         visit(key)
     return ordered
+
+
+def lookahead_audit(warehouse, project_dir: Path, n_cuts: int = 3) -> dict[str, object]:
+    """Audit the stored ``features.features`` of ``warehouse`` against rebuilds on truncated market history.
+
+    Returns the cut dates, the number of values compared and the violations as sentences (empty = passed).
+    """
+    with warehouse.reader() as con:
+        prices = con.execute("SELECT * FROM market.prices").df()
+        onchain = con.execute("SELECT * FROM market.onchain").df()
+        stored = con.execute("SELECT * FROM features.features").df()
+    cuts = default_cut_dates(prices["date"], n=n_cuts)
+    builder = DbtFeatureBuilder(project_dir, tables=["features"])
+    violations = audit_lookahead(builder, prices, onchain, cuts, {"features": stored})
+    return {"cut_dates": [str(c) for c in cuts], "violations": [str(v) for v in violations[:20]],
+            "violation_count": len(violations), "feature_columns": len(stored.columns) - 3}

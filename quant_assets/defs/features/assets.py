@@ -9,7 +9,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
+from quant_assets.lib.lookahead import lookahead_audit
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_features"
 FEATURES_KEY = dg.AssetKey(["features", "features"])
@@ -28,8 +30,8 @@ class FeatureTranslator(DagsterDbtTranslator):
         return "features"
 
 
-def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR) -> tuple[dg.AssetsDefinition, DbtCliResource]:
-    """The dbt assets of ``project_dir`` (its manifest prepared by ``dbt parse`` at install) and their CLI resource."""
+def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition, DbtCliResource]:
+    """The dbt assets of ``project_dir`` (manifest prepared by ``dbt parse`` at install), their lookahead audit and CLI."""
     project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
 
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=FeatureTranslator(),
@@ -41,6 +43,13 @@ def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR) -> tuple[dg.AssetsDe
         with warehouse.get().exclusive():
             yield from dbt.cli(["build"], context=context).stream()
 
+    @dg.asset_check(asset=FEATURES_KEY, blocking=True, name="feature_lookahead_audit",
+                    description="Rebuilds the features on history cut at several dates; fails if any value on or "
+                                "before a cut changes, i.e. if a feature used data after its own date.")
+    def feature_lookahead_audit(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        audit = lookahead_audit(warehouse.get(), project_dir)
+        return dg.AssetCheckResult(passed=not audit["violations"], metadata=as_dagster_metadata(audit))
+
     # The venv's own dbt, so the code location works without the venv being on PATH.
     dbt_executable = Path(sys.executable).parent / "dbt"
-    return dbt_features, DbtCliResource(project_dir=project, dbt_executable=str(dbt_executable))
+    return dbt_features, feature_lookahead_audit, DbtCliResource(project_dir=project, dbt_executable=str(dbt_executable))

@@ -14,7 +14,7 @@ PLAN_KEY = dg.AssetKey(["walk_forward_plan"])
 def build_walk_forward_defs(partitions: dg.PartitionsDefinition) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     """The plan asset, its bias audit, and a fit asset (with its own blocking audit) per model and the baseline."""
 
-    @dg.asset(key=PLAN_KEY, group_name="walk_forward", partitions_def=partitions, deps=[LABELS_KEY],
+    @dg.asset(key=PLAN_KEY, group_name="walk_forward", partitions_def=partitions, deps=[FEATURES_KEY, LABELS_KEY],
               kinds={"duckdb"}, description="Train and eval intervals per horizon for one evaluation window.")
     def walk_forward_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                           settings: SettingsResource) -> dg.MaterializeResult:

@@ -1,0 +1,103 @@
+"""Walk-forward training as a user runs it: backfill windows through Dagster, then read tables and MLflow."""
+
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from quant_assets.lib import folds
+from quant_assets.lib.models import BASELINE, MODEL_NAMES
+from quant_assets.lib.tracking import find_runs
+from quant_assets.lib.walkforward import WindowPlan
+from quant_assets.lib.warehouse import Warehouse
+from quant_assets.settings import Settings
+from quant_assets_tests.conftest import TINY_UNIVERSE, materialize
+
+WINDOWS = ["2022-09-01", "2022-10-01", "2022-11-01"]
+ALL_FITS = [*MODEL_NAMES, BASELINE]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A QUANT_HOME with market data and features, and three backfilled windows."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("wf") / "quant"
+        for name, value in {"QUANT_HOME": str(home), "QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01",
+                            "QUANT_WF_START": "2022-09-01", "QUANT_WF_END": "2023-01-01", "QUANT_WF_TRAIN_YEARS": "3"}.items():
+            mp.setenv(name, value)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        data = materialize(dg.AssetSelection.groups("market", "features"))
+        audit = [e for e in data.get_asset_check_evaluations() if e.check_name == "feature_lookahead_audit"]
+        assert len(audit) == 1 and audit[0].passed  # the real features are point-in-time
+        results = {key: materialize(dg.AssetSelection.groups("walk_forward"), partition_key=key) for key in WINDOWS}
+        yield Settings(), results, mp
+
+
+def test_backfill_writes_every_model_window_and_horizon(pipeline):
+    settings, results, _ = pipeline
+    assert all(r.success for r in results.values())
+    warehouse = Warehouse(settings.warehouse_path)
+    counts = warehouse.query("SELECT window_start, model, horizon, count(*) n FROM forecasts.predictions GROUP BY ALL")
+    assert len(counts) == len(WINDOWS) * len(ALL_FITS) * 4
+    assert set(counts["model"]) == set(ALL_FITS)
+    per_window = counts.groupby("window_start")["n"].agg(["min", "max"])
+    assert (per_window["min"] == per_window["max"]).all()  # every model predicts every (symbol, date)
+
+    preds = warehouse.query("SELECT * FROM forecasts.predictions")
+    assert (preds["q05"] <= preds["q25"]).all() and (preds["q25"] <= preds["q50"]).all() and (preds["q75"] <= preds["q95"]).all()
+    assert preds["p_up"].between(0, 1).all() and (preds["std"] > 0).all()
+    realized_1w = preds[preds.horizon == "1w"]["realized"]
+    assert realized_1w.notna().all()  # every 1w label of autumn 2022 is known in the sample
+
+    scores = warehouse.query("SELECT * FROM forecasts.scores WHERE horizon = '1w'")
+    assert set(scores["model"]) == set(ALL_FITS) and len(scores) == len(WINDOWS) * len(ALL_FITS)
+    assert scores[["ic", "rank_ic", "crps", "pinball", "coverage_80", "brier"]].notna().all().all()
+
+
+def test_fits_never_trained_on_labels_reaching_into_their_window(pipeline):
+    settings, results, _ = pipeline
+    fits = Warehouse(settings.warehouse_path).query(
+        "SELECT f.*, p.embargo_days FROM forecasts.fits f JOIN forecasts.plans p USING (window_start, horizon)")
+    assert len(fits) == len(WINDOWS) * len(ALL_FITS) * 4
+    limit = fits["window_start"] - fits["embargo_days"].astype("timedelta64[D]")
+    assert (fits["latest_train_label_end"] < limit).all()
+    for result in results.values():
+        evaluations = result.get_asset_check_evaluations()
+        assert {e.check_name for e in evaluations} == {"bias_audit", "training_cutoff"}
+        assert len(evaluations) == 1 + len(ALL_FITS) and all(e.passed for e in evaluations)
+
+
+def test_mlflow_holds_one_run_per_model_and_window(pipeline):
+    settings, results, _ = pipeline
+    runs = find_runs(settings.mlflow_uri, settings.home / "mlflow.lock")
+    assert len(runs) == len(WINDOWS) * len(ALL_FITS)
+    assert set(zip(runs["tags.model"], runs["tags.window"])) == {(m, w) for m in ALL_FITS for w in WINDOWS}
+    assert runs["metrics.crps_1w"].notna().all()
+    stored = Warehouse(settings.warehouse_path).query("SELECT DISTINCT mlflow_run_id FROM forecasts.fits")
+    assert set(stored["mlflow_run_id"]) == set(runs["run_id"])
+    run_ids = {r.tags["dagster_run_id"] for r in results.values()}
+    assert set(runs["tags.dagster_run_id"]) == run_ids
+
+
+def test_planted_overlap_is_caught_and_blocks_the_window(pipeline):
+    settings, _, mp = pipeline
+
+    def leaky_plan_window(window_start, window_end, **kwargs):
+        honest = original(window_start, window_end, **kwargs)
+        # The classic bug: purging by the row's date instead of its label's end.
+        return [WindowPlan(**{**p.__dict__, "train_end": window_start}) for p in honest]
+
+    original = folds.plan_window
+    mp.setattr(folds, "plan_window", leaky_plan_window)
+    try:
+        result = materialize(dg.AssetSelection.groups("walk_forward"), partition_key="2022-12-01", raise_on_error=False)
+    finally:
+        mp.setattr(folds, "plan_window", original)
+    audit = [e for e in result.get_asset_check_evaluations() if e.check_name == "bias_audit"]
+    assert len(audit) == 1 and not audit[0].passed
+    assert "overlaps" in str(audit[0].metadata["violations"].value) or audit[0].metadata["violations"].value
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"walk_forward_plan"}
+    stored = Warehouse(settings.warehouse_path).query(
+        "SELECT count(*) n FROM forecasts.predictions WHERE window_start = DATE '2022-12-01'")
+    assert stored["n"][0] == 0

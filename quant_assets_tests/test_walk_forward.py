@@ -75,7 +75,7 @@ def test_mlflow_holds_one_run_per_model_and_window(pipeline):
     assert runs["metrics.crps_1w"].notna().all()
     stored = Warehouse(settings.warehouse_path).query("SELECT DISTINCT mlflow_run_id FROM forecasts.fits")
     assert set(stored["mlflow_run_id"]) == set(runs["run_id"])
-    run_ids = {r.tags["dagster_run_id"] for r in results.values()}
+    run_ids = {r.run_id for r in results.values()}
     assert set(runs["tags.dagster_run_id"]) == run_ids
 
 

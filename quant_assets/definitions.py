@@ -2,8 +2,10 @@
 
 import dagster as dg
 
+from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import onchain_metrics, prices
+from quant_assets.defs.projections.assets import decision_backtest_asset, projections_and_allocations
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
 from quant_assets.defs.walk_forward.partitions import window_partitions
@@ -14,13 +16,18 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
     """Assemble assets, checks, resources and jobs; reads settings, opens nothing."""
     settings = get_settings()
     dbt_features, lookahead_check, dbt_resource = build_feature_defs(dbt_project_dir)
-    walk_forward_assets, walk_forward_checks = build_walk_forward_defs(window_partitions(settings))
-    data_job = dg.define_asset_job("market_and_features", selection=dg.AssetSelection.groups("market", "features"))
-    walk_forward_job = dg.define_asset_job("walk_forward", selection=dg.AssetSelection.groups("walk_forward"))
+    windows = window_partitions(settings)
+    walk_forward_assets, walk_forward_checks = build_walk_forward_defs(windows)
+    # Backfill walk_forward, then ensemble (in window order: each window's ensemble learns from earlier windows),
+    # then projections.
+    jobs = [dg.define_asset_job(name, selection=dg.AssetSelection.groups(*groups))
+            for name, groups in (("market_and_features", ("market", "features")), ("walk_forward", ("walk_forward",)),
+                                 ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
-        assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets],
+        assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
+                projections_and_allocations, decision_backtest_asset],
         asset_checks=[lookahead_check, *walk_forward_checks],
-        jobs=[data_job, walk_forward_job],
+        jobs=jobs,
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
             "settings": SettingsResource(),

@@ -42,6 +42,11 @@ def main() -> int:
         t0 = time.perf_counter()
         _run(defs.get_job_def("walk_forward"), instance, partition_key=key)
         print(f"demo: walk-forward window {key} (9 models + baseline) in {time.perf_counter() - t0:.0f}s", flush=True)
+    t0 = time.perf_counter()
+    for key in windows:
+        _run(defs.get_job_def("ensemble"), instance, partition_key=key)
+    _run(defs.get_job_def("projections"), instance)
+    print(f"demo: ensemble, projections and backtest in {time.perf_counter() - t0:.0f}s", flush=True)
     print(f"demo: materialization took {time.perf_counter() - started:.0f}s\n", flush=True)
     print(demo_summary(settings))
     return 0

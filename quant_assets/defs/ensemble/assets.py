@@ -1,0 +1,26 @@
+"""Group ``ensemble``: one meta-ensemble per window over the nine models' out-of-sample forecasts."""
+
+from datetime import date
+
+import dagster as dg
+
+from quant_assets.defs.metadata import as_dagster_metadata
+from quant_assets.defs.resources import WarehouseResource
+from quant_assets.lib.meta import ensemble_window
+from quant_assets.lib.models import MODEL_NAMES
+
+ENSEMBLE_KEY = dg.AssetKey(["meta_ensemble"])
+
+
+def build_ensemble_defs(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The meta_ensemble asset: its own window's fits are its Dagster deps; earlier windows' realized
+    results are read from forecasts.predictions (never its own earlier partitions)."""
+
+    @dg.asset(key=ENSEMBLE_KEY, group_name="ensemble", partitions_def=partitions,
+              deps=[dg.AssetKey(f"fit_{name}") for name in MODEL_NAMES], kinds={"sklearn", "scipy", "duckdb"},
+              description="Stacked, recalibrated distributions of the nine models with a calibrated confidence.")
+    def meta_ensemble(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        summary = ensemble_window(warehouse.get(), date.fromisoformat(context.partition_key))
+        return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
+
+    return meta_ensemble

@@ -1,0 +1,197 @@
+"""From the ensemble to decisions: Monte Carlo bands, scenario-Kelly allocations, and the decision backtest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from quant_assets.lib.backtest import run_backtest
+from quant_assets.lib.kelly import half_kelly, scenario_kelly
+from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS
+from quant_assets.lib.montecarlo import Scenarios, bands, fan_chart_png, simulate
+from quant_assets.lib.projector import install_projector
+from quant_assets.lib.report import markdown_table
+from quant_assets.lib.warehouse import Warehouse, replace_in
+
+HORIZON_LABELS = [h.label for h in HORIZONS]
+# Recent daily returns, demeaned per symbol, stand in for the residuals whose correlation couples the scenarios.
+RESIDUAL_DAYS = 252
+# A symbol whose latest ensemble row is older than this at the as-of date is not a candidate.
+STALE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class SizingPolicy:
+    """How scenarios become weights."""
+
+    horizon: str = "1m"
+    cap: float = 0.25
+    max_total: float = 1.0
+    min_confidence: float = 0.5
+    n_scenarios: int = 10_000
+    seed: int = 7
+
+
+@dataclass
+class Decision:
+    """One as-of date's scenarios, candidates and weights."""
+
+    as_of: date
+    marginals: pd.DataFrame
+    scenarios: Scenarios
+    eligible: list[str]
+    kelly: dict[str, float]
+
+    @property
+    def half_kelly(self) -> dict[str, float]:
+        return dict(zip(self.kelly, half_kelly(np.array(list(self.kelly.values())))))
+
+
+def residual_returns(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
+    """A wide date x symbol frame of the last year's demeaned daily log returns up to ``as_of``."""
+    frame = warehouse.query(
+        "SELECT symbol, date, ret_1d FROM features.features WHERE date > ? AND date <= ? AND ret_1d IS NOT NULL",
+        [as_of - timedelta(days=int(RESIDUAL_DAYS * 1.5)), as_of],
+    )
+    wide = frame.pivot(index="date", columns="symbol", values="ret_1d")
+    return wide - wide.mean()
+
+
+def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> Decision:
+    """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, confidence)
+    and size long-only scenario-Kelly weights over the symbols predicted up with enough confidence."""
+    scenarios = simulate(marginals[["symbol", "horizon", *QUANTILE_COLUMNS]], residuals,
+                         n_scenarios=policy.n_scenarios, seed=policy.seed)
+    at_horizon = marginals[marginals["horizon"] == policy.horizon].set_index("symbol")
+    eligible = [s for s in scenarios.symbols
+                if at_horizon.loc[s, "mean"] > 0 and at_horizon.loc[s, "confidence"] >= policy.min_confidence]
+    kelly = {s: 0.0 for s in scenarios.symbols}
+    if eligible:
+        columns = [scenarios.symbols.index(s) for s in eligible]
+        simple = np.expm1(scenarios.returns[policy.horizon][:, columns])
+        weights = scenario_kelly(simple, cap=policy.cap, max_total=policy.max_total)
+        kelly.update(dict(zip(eligible, (float(w) for w in weights))))
+    return Decision(as_of, marginals, scenarios, eligible, kelly)
+
+
+def latest_marginals(warehouse: Warehouse) -> tuple[date, date, pd.DataFrame]:
+    """The latest date with data, the ensemble window containing it, and each fresh symbol's latest ensemble rows."""
+    as_of = warehouse.query("SELECT max(date) AS d FROM features.features")["d"][0].date()
+    window = warehouse.query("SELECT max(window_start) AS w FROM forecasts.ensemble WHERE window_start <= ?", [as_of])["w"][0]
+    if window is None or pd.isna(window):
+        raise ValueError(f"no ensemble for a window containing {as_of}; materialize meta_ensemble for that window first")
+    frame = warehouse.query(
+        """SELECT * FROM forecasts.ensemble WHERE window_start = ?
+           QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [window])
+    fresh = frame[frame["date"] >= pd.Timestamp(as_of - timedelta(days=STALE_DAYS))]
+    if fresh.empty:
+        raise ValueError(f"the ensemble of window {window.date()} has no rows within {STALE_DAYS} days of {as_of}; "
+                         f"materialize meta_ensemble for the window containing {as_of}")
+    return as_of, window.date(), fresh
+
+
+def project_and_allocate(warehouse: Warehouse, policy: SizingPolicy) -> dict[str, object]:
+    """Write ``projections.bands`` and ``projections.allocations`` as of the latest date, and the projector macro."""
+    as_of, window, marginals = latest_marginals(warehouse)
+    decision = decide(marginals, residual_returns(warehouse, as_of), as_of, policy)
+    half = decision.half_kelly
+    band_frame = bands(decision.scenarios, weights=half).assign(as_of=as_of)
+    allocations = _allocation_rows(warehouse, decision, half)
+    with warehouse.writer() as con:
+        replace_in(con, "projections.bands", band_frame, {"as_of": as_of})
+        replace_in(con, "projections.allocations", allocations, {"as_of": as_of})
+        install_projector(con)
+    portfolio = band_frame[band_frame["symbol"] == "PORTFOLIO"][["horizon", "p10", "p50", "p90", "prob_loss"]]
+    return {
+        "as_of": str(as_of), "ensemble_window": str(window), "scenarios": policy.n_scenarios,
+        "candidates": len(decision.scenarios.symbols), "eligible": decision.eligible,
+        "invested_half_kelly": round(sum(half.values()), 4),
+        "weights": markdown_table(allocations[allocations["half_kelly_weight"] > 0][
+            ["rank", "symbol", "confidence", "kelly_weight", "half_kelly_weight", "expected_return_1m"]]),
+        "table_summary": markdown_table(portfolio),
+        "fan_chart": fan_chart_png(band_frame),
+        "uncorrelated_symbols": decision.scenarios.uncorrelated,
+    }
+
+
+def _allocation_rows(warehouse: Warehouse, decision: Decision, half: dict[str, float]) -> pd.DataFrame:
+    prices = warehouse.query(
+        """SELECT symbol, asset_class, close AS last_price FROM market.prices WHERE date <= ?
+           QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [decision.as_of]).set_index("symbol")
+    confidence = decision.marginals[decision.marginals["horizon"] == SizingPolicy.horizon].set_index("symbol")["confidence"]
+    rows = []
+    for i, symbol in enumerate(decision.scenarios.symbols):
+        expected = {f"expected_return_{h}": float(np.expm1(decision.scenarios.returns[h][:, i]).mean()) for h in HORIZON_LABELS}
+        rows.append({"as_of": decision.as_of, "symbol": symbol, "asset_class": prices.loc[symbol, "asset_class"],
+                     "confidence": float(confidence.get(symbol, np.nan)), "kelly_weight": decision.kelly[symbol],
+                     "half_kelly_weight": half[symbol], "last_price": float(prices.loc[symbol, "last_price"]), **expected})
+    frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "confidence"], ascending=False, ignore_index=True)
+    return frame.assign(rank=np.arange(1, len(frame) + 1))
+
+
+def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_year: float, cost_bp: float) -> dict[str, object]:
+    """Hold, over each ensemble window, the portfolio its first day's information recommended; compare
+    half-Kelly, full Kelly and equal weight net of costs, and store per-window and summary rows."""
+    windows = warehouse.query("SELECT DISTINCT window_start, min(date) OVER (PARTITION BY window_start) AS first "
+                              "FROM forecasts.ensemble ORDER BY window_start")
+    if windows.empty:
+        raise ValueError("no ensemble windows to backtest; materialize meta_ensemble first")
+    weights: dict[str, list[dict[str, float]]] = {"half_kelly": [], "full_kelly": [], "equal_weight": []}
+    realized = []
+    for row in windows.itertuples():
+        first = row.first.date()
+        marginals = warehouse.query("SELECT * FROM forecasts.ensemble WHERE window_start = ? AND date = ?",
+                                    [row.window_start, first])
+        decision = decide(marginals, residual_returns(warehouse, first), first, policy)
+        weights["full_kelly"].append(decision.kelly)
+        weights["half_kelly"].append(decision.half_kelly)
+        weights["equal_weight"].append({s: 1.0 / len(decision.scenarios.symbols) for s in decision.scenarios.symbols})
+        realized.append(_window_returns(warehouse, row.window_start.date(), first, decision.scenarios.symbols))
+    index = pd.Index([w.date() for w in windows["window_start"]], name="window_start")
+    asset_returns = pd.DataFrame(realized, index=index)
+    periods, summary = run_backtest(asset_returns, {k: pd.DataFrame(v, index=index) for k, v in weights.items()},
+                                    periods_per_year=periods_per_year, cost_bp=cost_bp)
+    with warehouse.writer() as con:
+        replace_in(con, "projections.backtest", periods, None)
+        replace_in(con, "projections.backtest_summary", summary, None)
+    return {"windows": len(windows), "table_summary": markdown_table(summary), "growth_chart": growth_chart_png(periods)}
+
+
+def _window_returns(warehouse: Warehouse, window_start: date, first: date, symbols: list[str]) -> dict[str, float]:
+    """Each symbol's simple return from its close on the decision date to its last close in the window (NaN if
+    unknown: the backtest refuses to hold a position whose outcome it cannot see)."""
+    frame = warehouse.query(
+        """SELECT p.symbol, arg_min(close, date) AS entry, arg_max(close, date) AS exit FROM market.prices p
+           JOIN forecasts.plans w ON w.window_start = ? AND w.horizon = '1w'
+           WHERE p.date >= ? AND p.date < w.window_end GROUP BY p.symbol""", [window_start, first])
+    frame = frame.set_index("symbol")
+    return {s: float(frame.loc[s, "exit"] / frame.loc[s, "entry"] - 1.0) if s in frame.index else np.nan for s in symbols}
+
+
+def growth_chart_png(periods: pd.DataFrame) -> bytes:
+    """Cumulative log growth per strategy across the windows."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    try:
+        for strategy, rows in periods.groupby("strategy"):
+            ax.plot([str(d) for d in rows["window_start"]], rows["cumulative_log_growth"], marker="o", label=strategy)
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_ylabel("cumulative log growth")
+        ax.set_title("Decision backtest (net of costs)")
+        ax.legend(fontsize=8)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()

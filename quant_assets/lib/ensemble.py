@@ -1,0 +1,491 @@
+"""The meta-ensemble: stacked quantile averaging, conformal recalibration and a calibrated confidence.
+
+Everything here learns only from *earlier* windows' out-of-sample predictions whose labels were realized
+before the current window starts, then applies to the current window:
+
+1. ``stacking_weights``: per horizon, simplex weights minimizing the quantile CRPS of the Vincentized
+   combination ``q = sum_m w_m q_m``, shrunk toward equal weights (more so with little history).
+2. ``combine``: quantile averaging plus mixture mean/std and mixture P(up).
+3. ``fit_recalibration`` / ``apply_recalibration``: per quantile level, a scale-normalized shift so that
+   each quantile's empirical coverage on earlier windows matches its level (one-sided conformalized
+   quantile regression).
+4. ``agreement_features`` / ``fit_confidence`` / ``predict_confidence``: the probability that the
+   ensemble's direction is right, from a calibrated logistic regression on model agreement.
+
+History size is counted in *effective* rows, ``rows / horizon sessions``: consecutive dates' labels overlap
+by all but one step, so a year of daily 1y labels is about one independent observation per symbol.
+Every fallback (equal weights, no recalibration, agreement-based confidence) is reported in ``info``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from quant_assets.lib.models.base import (
+    DISTRIBUTION_COLUMNS,
+    HORIZON_BY_LABEL,
+    QUANTILE_COLUMNS,
+    QUANTILE_LEVELS,
+    quantile_distribution,
+)
+from quant_assets.lib.scoring import crps_quantiles
+
+PREDICTION_REQUIRED: tuple[str, ...] = ("model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS)
+FEATURE_COLUMNS: tuple[str, ...] = ("agreement", "dispersion", "strength")
+DEFAULT_SHRINKAGE = 50.0  # pseudo-count of effective rows pulling toward equal weights / no adjustment
+DEFAULT_MIN_ROWS = 20.0  # effective rows below which a step falls back
+CONFIDENCE_MIN_ROWS = 200  # raw rows (and 20 of each outcome) needed to fit the confidence model
+FALLBACK_SLOPE = 0.2  # deliberately modest: unvalidated agreement is weak evidence of a right call
+_LEVELS = np.asarray(QUANTILE_LEVELS)
+# The quantile-implied sigma used to normalize conformity scores (q90 - q10 of a normal is 2.563 sigma).
+_Z_SPAN = float(stats.norm.ppf(0.90) - stats.norm.ppf(0.10))
+
+
+def stacking_weights(
+    history: pd.DataFrame,
+    models,
+    *,
+    shrinkage: float = DEFAULT_SHRINKAGE,
+    min_rows: float = DEFAULT_MIN_ROWS,
+    as_of=None,
+    horizons=None,
+) -> dict[str, dict[str, float]]:
+    """Per horizon, the weight of each of ``models`` in the quantile-averaged ensemble.
+
+    ``history`` holds earlier windows' predictions (``model, symbol, date, horizon``, the distribution
+    columns, ``realized`` and optionally ``label_end``). Rows with a null ``realized``, and when ``as_of``
+    is given rows whose ``label_end`` is null or on/after ``as_of``, are dropped. Only (symbol, date)
+    keys predicted by every model are used. The CRPS-optimal simplex weights ``w*`` are shrunk to
+    ``(1 - lam) w* + lam / M`` with ``lam = shrinkage / (shrinkage + n_eff)``; with fewer than
+    ``min_rows`` effective rows the weights are equal. ``horizons`` defaults to those in ``history``.
+    """
+    history = usable_history(history, as_of)
+    if horizons is None:
+        horizons = sorted(history["horizon"].unique(), key=_horizon_order)
+    return {h: _stack(history, list(models), h, shrinkage, min_rows).weights for h in horizons}
+
+
+def combine(preds: pd.DataFrame, weights) -> pd.DataFrame:
+    """The weighted ensemble distribution per (symbol, date, horizon) of a predictions frame.
+
+    ``weights`` is ``{horizon: {model: weight}}`` (or one ``{model: weight}`` for every horizon). Quantiles
+    are averaged level by level (Vincentization, monotone when the inputs are); ``mean``, ``std`` and
+    ``p_up`` are those of the weighted mixture. Where a model has no row for a key its weight is spread
+    over the models present; where only zero-weight models are present they count equally. Returns the
+    key columns (``window_start`` too when present), ``DISTRIBUTION_COLUMNS`` and ``n_models``.
+    """
+    _require(preds, PREDICTION_REQUIRED, "the predictions frame")
+    keys = _keys(preds)
+    flat = bool(weights) and all(isinstance(v, (int, float, np.floating)) for v in weights.values())
+    parts = []
+    for horizon, group in preds.groupby("horizon", sort=False):
+        table = weights if flat else weights.get(horizon)
+        if table is None:
+            raise ValueError(f"combine: no ensemble weights for horizon {horizon!r}")
+        models = sorted(group["model"].unique())
+        w = np.array([float(table.get(m, 0.0)) for m in models])
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise ValueError(f"combine: weights for horizon {horizon!r} must be finite and non-negative")
+        index, values = _wide(group, models, DISTRIBUTION_COLUMNS)  # values: n x M x C
+        present = np.all(np.isfinite(values), axis=2)
+        weight = present * w[None, :]
+        total = weight.sum(axis=1, keepdims=True)
+        weight = np.where(total > 0, weight, present.astype("float64"))
+        weight = weight / weight.sum(axis=1, keepdims=True)
+        values = np.where(present[:, :, None], values, 0.0)
+        col = {c: i for i, c in enumerate(DISTRIBUTION_COLUMNS)}
+        quantiles = np.einsum("nm,nmk->nk", weight, values[:, :, [col[c] for c in QUANTILE_COLUMNS]])
+        mean_m, std_m = values[:, :, col["mean"]], values[:, :, col["std"]]
+        mean = np.sum(weight * mean_m, axis=1)
+        second = np.sum(weight * (std_m**2 + mean_m**2), axis=1)
+        out = index.to_frame(index=False)
+        out["mean"] = mean
+        out["std"] = np.sqrt(np.maximum(second - mean**2, 0.0))
+        out[list(QUANTILE_COLUMNS)] = np.sort(quantiles, axis=1)
+        out["p_up"] = np.clip(np.sum(weight * values[:, :, col["p_up"]], axis=1), 0.0, 1.0)
+        out["n_models"] = present.sum(axis=1)
+        parts.append(out)
+    if not parts:
+        empty = preds[keys].iloc[0:0].reset_index(drop=True)
+        return empty.assign(**{c: pd.Series(dtype="float64") for c in DISTRIBUTION_COLUMNS}, n_models=0)
+    return pd.concat(parts, ignore_index=True)[[*keys, *DISTRIBUTION_COLUMNS, "n_models"]]
+
+
+@dataclass
+class Recalibration:
+    """Per horizon and quantile level, the shift in units of the forecast's quantile-implied sigma."""
+
+    adjustments: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    fallback: dict[str, str] = field(default_factory=dict)  # horizon -> why it is left unadjusted
+
+
+def fit_recalibration(
+    history_combined: pd.DataFrame,
+    *,
+    shrinkage: float = DEFAULT_SHRINKAGE,
+    min_rows: float = DEFAULT_MIN_ROWS,
+) -> Recalibration:
+    """Learn per horizon and level ``tau`` the shift ``a_tau`` making ``q_tau + a_tau * s`` cover ``tau``.
+
+    ``history_combined`` is earlier windows' ensemble (``horizon``, quantile columns, ``realized``).
+    The conformity score of a row is ``(realized - q_tau) / s`` with ``s = (q90 - q10) / 2.563``, so the
+    shift scales with each forecast's own spread; ``a_tau`` is the empirical ``tau``-quantile of the
+    scores, with the split-conformal ``(n + 1) / n`` widening, shrunk toward 0 by
+    ``n_eff / (n_eff + shrinkage)``. Horizons with fewer than ``min_rows`` effective rows are left as is.
+    """
+    _require(history_combined, ("horizon", *QUANTILE_COLUMNS, "realized"), "the combined history frame")
+    known = history_combined[np.isfinite(history_combined["realized"].astype("float64"))]
+    result = Recalibration()
+    for horizon, group in known.groupby("horizon", sort=False):
+        n = len(group)
+        n_eff = n / _steps(horizon)
+        result.rows[horizon] = n
+        if n_eff < min_rows:
+            result.fallback[horizon] = f"{n} rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
+            continue
+        q = np.sort(group[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
+        scores = (group["realized"].to_numpy(dtype="float64")[:, None] - q) / _spread(q)[:, None]
+        levels = np.clip(0.5 + (_LEVELS - 0.5) * (n + 1) / n, 0.0, 1.0)
+        raw = np.array([np.quantile(scores[:, j], levels[j]) for j in range(len(_LEVELS))])
+        shrunk = raw * n_eff / (n_eff + shrinkage)
+        result.adjustments[horizon] = {c: float(a) for c, a in zip(QUANTILE_COLUMNS, shrunk)}
+    return result
+
+
+def apply_recalibration(frame: pd.DataFrame, recalibration: Recalibration) -> pd.DataFrame:
+    """Shift the quantiles of ``frame`` by the fitted adjustments, keeping them monotone.
+
+    Quantiles are sorted after the shift (a monotone rearrangement). ``mean``, ``std`` and ``p_up`` move
+    with the quantiles: by the change in the mean, std ratio and P(up) of the piecewise-linear law of
+    ``base.quantile_distribution`` before and after, so the mixture information they carry is kept.
+    Horizons without adjustments are returned unchanged.
+    """
+    _require(frame, ("horizon", *DISTRIBUTION_COLUMNS), "the ensemble frame")
+    out = frame.copy()
+    for horizon, shifts in recalibration.adjustments.items():
+        mask = (out["horizon"] == horizon).to_numpy()
+        if not mask.any():
+            continue
+        q = np.sort(out.loc[mask, list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
+        shift = np.array([shifts[c] for c in QUANTILE_COLUMNS])
+        adjusted = np.sort(q + _spread(q)[:, None] * shift[None, :], axis=1)
+        before, after = quantile_distribution(q), quantile_distribution(adjusted)
+        out.loc[mask, list(QUANTILE_COLUMNS)] = adjusted
+        out.loc[mask, "mean"] = out.loc[mask, "mean"].to_numpy() + (after["mean"] - before["mean"]).to_numpy()
+        out.loc[mask, "std"] = out.loc[mask, "std"].to_numpy() * (after["std"] / before["std"]).to_numpy()
+        p_up = out.loc[mask, "p_up"].to_numpy() + (after["p_up"] - before["p_up"]).to_numpy()
+        out.loc[mask, "p_up"] = np.clip(p_up, 0.0, 1.0)
+    return out
+
+
+def agreement_features(preds: pd.DataFrame, ensemble: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (symbol, date, horizon): how much the models agree with the ensemble's call.
+
+    ``agreement`` is the share of models whose mean has the ensemble mean's sign (up when > 0),
+    ``dispersion`` the spread (population std) of model means over their average std, ``strength`` the
+    ensemble's ``|mean| / std``. ``ensemble`` (keys, ``mean``, ``std``) defaults to the equal-weight
+    mixture of ``preds``. Returns the keys, ``FEATURE_COLUMNS`` and ``direction`` (+1 up, -1 down).
+    """
+    _require(preds, PREDICTION_REQUIRED, "the predictions frame")
+    if ensemble is None:
+        ensemble = combine(preds, {m: 1.0 for m in preds["model"].unique()})
+    keys = _keys(preds)
+    _require(ensemble, (*keys, "mean", "std"), "the ensemble frame")
+    ens = ensemble[[*keys, "mean", "std"]].rename(columns={"mean": "ens_mean", "std": "ens_std"})
+    rows = preds[[*keys, "mean", "std"]].merge(ens, on=keys, how="inner", validate="many_to_one")
+    rows = rows[np.isfinite(rows["mean"].astype("float64")) & np.isfinite(rows["std"].astype("float64"))]
+    rows = rows.assign(
+        agree=((rows["mean"] > 0) == (rows["ens_mean"] > 0)).astype("float64"),
+        mean_sq=rows["mean"].astype("float64") ** 2,
+    )
+    out = rows.groupby(keys, sort=False).agg(
+        agreement=("agree", "mean"),
+        model_mean=("mean", "mean"),
+        model_mean_sq=("mean_sq", "mean"),
+        avg_std=("std", "mean"),
+        ens_mean=("ens_mean", "first"),
+        ens_std=("ens_std", "first"),
+    ).reset_index()
+    spread = np.sqrt(np.maximum(out["model_mean_sq"] - out["model_mean"] ** 2, 0.0))
+    out["dispersion"] = spread / np.maximum(out["avg_std"], 1e-12)
+    out["strength"] = out["ens_mean"].abs() / np.maximum(out["ens_std"], 1e-12)
+    out["direction"] = np.where(out["ens_mean"] > 0, 1, -1)
+    return out[[*keys, *FEATURE_COLUMNS, "direction"]]
+
+
+def direction_hit(direction, realized) -> np.ndarray:
+    """Whether the called direction (+1 up, -1 down) matched the realized return (up means ``> 0``)."""
+    return (np.asarray(direction) > 0) == (np.asarray(realized, dtype="float64") > 0)
+
+
+@dataclass
+class ConfidenceModel:
+    """A fitted confidence model, or the visible agreement-share fallback (``estimator is None``)."""
+
+    estimator: object | None
+    fallback: bool
+    reason: str
+    rows: int
+    method: str
+    slope: float = FALLBACK_SLOPE
+
+
+def fit_confidence(
+    features: pd.DataFrame,
+    hit,
+    *,
+    seed: int = 0,
+    min_rows: int = CONFIDENCE_MIN_ROWS,
+    slope: float = FALLBACK_SLOPE,
+) -> ConfidenceModel:
+    """Fit P(direction right | agreement features): a seeded logistic regression, calibrated.
+
+    Calibration is isotonic from 1,000 rows (Platt sigmoid below, where isotonic overfits), by
+    3-fold unshuffled stratified cross-fitting (``CalibratedClassifierCV``). With fewer than ``min_rows``
+    rows or fewer than 20 hits or misses, returns the fallback ``0.5 + 0.5 (2 agreement - 1) slope``.
+    """
+    _require(features, FEATURE_COLUMNS, "the confidence features frame")
+    y = np.asarray(hit, dtype=bool)
+    if len(y) != len(features):
+        raise ValueError(f"fit_confidence: {len(features)} feature rows but {len(y)} hit values")
+    n, hits = len(y), int(y.sum())
+    if n < min_rows or min(hits, n - hits) < 20:
+        reason = f"{n} rows with {hits} hits and {n - hits} misses (need {min_rows} rows, 20 of each)"
+        return ConfidenceModel(None, True, reason, n, "agreement_fallback", slope)
+    method = "isotonic" if n >= 1000 else "sigmoid"
+    base = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, random_state=seed))
+    model = CalibratedClassifierCV(base, method=method, cv=StratifiedKFold(n_splits=3))
+    model.fit(_feature_matrix(features), y)
+    return ConfidenceModel(model, False, "", n, f"logistic+{method}", slope)
+
+
+def predict_confidence(model: ConfidenceModel, features: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """Probability that the ensemble's direction is right, and whether the fallback produced it."""
+    _require(features, FEATURE_COLUMNS, "the confidence features frame")
+    if model.estimator is None:
+        share = features["agreement"].to_numpy(dtype="float64")
+        return np.clip(0.5 + 0.5 * (2.0 * share - 1.0) * model.slope, 0.0, 1.0), True
+    if features.empty:
+        return np.zeros(0), False
+    return model.estimator.predict_proba(_feature_matrix(features))[:, 1], False
+
+
+def build_ensemble(
+    current_preds: pd.DataFrame,
+    history_preds: pd.DataFrame | None,
+    as_of,
+    *,
+    shrinkage: float = DEFAULT_SHRINKAGE,
+    min_rows: float = DEFAULT_MIN_ROWS,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict]:
+    """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
+
+    ``current_preds``: every model's predictions for the current window. ``history_preds``: earlier
+    windows' predictions with ``realized`` (and ``label_end``, rows with ``label_end >= as_of`` are
+    dropped). Per horizon: stacking weights, then recalibration and the confidence model, both learned
+    on the history's ensemble (built with the same weights). Returns per key the distribution columns,
+    ``confidence`` and (when present in ``current_preds``) ``realized`` and ``label_end``; and ``info``
+    with weights, adjustments, history sizes and every fallback used.
+    """
+    _require(current_preds, PREDICTION_REQUIRED, "the current predictions frame")
+    if current_preds.empty:
+        raise ValueError("build_ensemble: the current predictions frame is empty")
+    models = sorted(current_preds["model"].unique())
+    horizons = sorted(current_preds["horizon"].unique(), key=_horizon_order)
+    if history_preds is None or history_preds.empty:
+        history_preds = current_preds.iloc[0:0].assign(realized=np.nan, label_end=pd.NaT)
+    history = usable_history(history_preds, as_of)
+    history = history[history["model"].isin(models) & history["horizon"].isin(horizons)]
+
+    info: dict = {"as_of": str(pd.Timestamp(as_of).date()), "models": models, "horizons": {}, "fallbacks": []}
+    stacks = {h: _stack(history, models, h, shrinkage, min_rows) for h in horizons}
+    weights = {h: s.weights for h, s in stacks.items()}
+    current = combine(current_preds, weights)
+    past = _attach_realized(combine(history, weights), history)
+    recal = fit_recalibration(past, shrinkage=shrinkage, min_rows=min_rows)
+    current = apply_recalibration(current, recal)
+    past = apply_recalibration(past, recal)
+
+    current_features = agreement_features(current_preds, current)
+    past_features = agreement_features(history, past).merge(past[[*_keys(past), "realized"]], on=_keys(past))
+    confidence = pd.Series(np.nan, index=current_features.index)
+    for h in horizons:
+        stack = stacks[h]
+        fit_rows = past_features[past_features["horizon"] == h]
+        model = fit_confidence(
+            fit_rows, direction_hit(fit_rows["direction"], fit_rows["realized"]), seed=seed
+        )
+        now = current_features["horizon"] == h
+        confidence.loc[now], used_fallback = predict_confidence(model, current_features[now])
+        info["horizons"][h] = {
+            "weights": stack.weights,
+            "optimal_weights": stack.optimal,
+            "shrinkage_lambda": stack.lam,
+            "history_rows": stack.rows,
+            "history_effective_rows": stack.n_eff,
+            "crps_equal_weights": stack.crps_equal,
+            "crps_stacked": stack.crps_stacked,
+            "recalibration": recal.adjustments.get(h),
+            "recalibration_rows": recal.rows.get(h, 0),
+            "confidence_method": model.method,
+            "confidence_rows": model.rows,
+        }
+        if stack.fallback:
+            info["fallbacks"].append(f"{h}: equal weights ({stack.fallback})")
+        if h not in recal.adjustments:
+            reason = recal.fallback.get(h, "no realized history")
+            info["fallbacks"].append(f"{h}: no recalibration ({reason})")
+        if used_fallback:
+            info["fallbacks"].append(f"{h}: agreement-share confidence ({model.reason})")
+    current_features = current_features.assign(confidence=confidence.to_numpy())
+
+    keys = _keys(current)
+    out = current.merge(current_features[[*keys, "confidence"]], on=keys, how="left")
+    extras = [c for c in ("realized", "label_end") if c in current_preds.columns]
+    if extras:
+        out = out.merge(current_preds.drop_duplicates(keys)[[*keys, *extras]], on=keys, how="left")
+    return out[[*keys, *DISTRIBUTION_COLUMNS, "confidence", *extras]], info
+
+
+def usable_history(history: pd.DataFrame, as_of=None) -> pd.DataFrame:
+    """Rows of ``history`` with a realized label, known (``label_end < as_of``) when ``as_of`` is given.
+
+    With ``as_of``, ``history`` must carry ``label_end``: without it no row can be shown to be known.
+    """
+    _require(history, (*PREDICTION_REQUIRED, "realized", *(["label_end"] if as_of is not None else [])),
+             "the history frame")
+    keep = np.isfinite(pd.to_numeric(history["realized"], errors="coerce").astype("float64").to_numpy())
+    if as_of is not None:
+        label_end = pd.to_datetime(history["label_end"])
+        keep &= (label_end < pd.Timestamp(as_of)).fillna(False).to_numpy()
+    return history[keep].reset_index(drop=True)
+
+
+@dataclass
+class _Stack:
+    weights: dict[str, float]
+    optimal: dict[str, float] | None
+    lam: float
+    rows: int
+    n_eff: float
+    crps_equal: float | None
+    crps_stacked: float | None
+    fallback: str
+
+
+def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: float, min_rows: float) -> _Stack:
+    """CRPS-optimal simplex weights for one horizon, shrunk toward equal weights."""
+    m = len(models)
+    equal = {name: 1.0 / m for name in models}
+    rows = history[(history["horizon"] == horizon) & history["model"].isin(models)]
+    n, q, y = 0, None, None
+    if not rows.empty:
+        index, values = _wide(rows, models, QUANTILE_COLUMNS)
+        complete = np.all(np.isfinite(values), axis=(1, 2))
+        realized = rows.drop_duplicates(_keys(rows)).set_index(_keys(rows))["realized"]
+        y = realized.reindex(index).to_numpy(dtype="float64")[complete]
+        q, n = np.sort(values[complete], axis=2), int(complete.sum())
+    n_eff = n / _steps(horizon)
+    if m == 1:
+        return _Stack(equal, None, 1.0, n, n_eff, None, None, "a single model")
+    if n_eff < min_rows:
+        reason = f"{n} complete rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
+        return _Stack(equal, None, 1.0, n, n_eff, None, None, reason)
+    optimal = _optimal_weights(q, y)
+    lam = shrinkage / (shrinkage + n_eff)
+    w = (1.0 - lam) * optimal + lam / m
+    return _Stack(
+        {name: float(x) for name, x in zip(models, w)},
+        {name: float(x) for name, x in zip(models, optimal)},
+        float(lam), n, float(n_eff), _mean_crps(q, y, np.full(m, 1.0 / m)), _mean_crps(q, y, w), "",
+    )
+
+
+def _mean_crps(q: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Mean quantile CRPS of the combination ``sum_m w_m q[:, m, :]``."""
+    return float(np.mean(crps_quantiles(y, np.einsum("nmk,m->nk", q, w))))
+
+
+def _optimal_weights(q: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Simplex weights minimizing the quantile CRPS of ``sum_m w_m q[:, m, :]`` (q is n x M x K).
+
+    The pinball loss is smoothed (softplus with width 1% of the outcome scale) so SLSQP sees a smooth
+    convex objective; the result is kept only if it beats equal weights on the exact CRPS.
+    """
+    n, m, k = q.shape
+    scale = max(float(np.std(y)), 1e-12)
+    qs, ys, beta = q / scale, y / scale, 0.01
+
+    def objective(w):
+        u = ys[:, None] - np.einsum("nmk,m->nk", qs, w)
+        loss = _LEVELS * u + beta * np.logaddexp(0.0, -u / beta)
+        slope = -(_LEVELS - special.expit(-u / beta))
+        return 2.0 * loss.mean(), 2.0 * np.einsum("nk,nmk->m", slope, qs) / (n * k)
+
+    start = np.full(m, 1.0 / m)
+    result = optimize.minimize(
+        objective, start, jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * m,
+        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)}],
+        options={"maxiter": 300, "ftol": 1e-12},
+    )
+    w = np.clip(result.x, 0.0, None)
+    w = w / w.sum() if w.sum() > 0 else start
+    return w if _mean_crps(q, y, w) <= _mean_crps(q, y, start) else start
+
+
+def _attach_realized(frame: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    keys = _keys(frame)
+    realized = history.drop_duplicates(keys)[[*keys, "realized"]]
+    return frame.merge(realized, on=keys, how="left")
+
+
+def _wide(frame: pd.DataFrame, models: list[str], columns) -> tuple[pd.MultiIndex, np.ndarray]:
+    """(keys index, n x M x C array) of ``columns`` per key and model; NaN where a model has no row."""
+    keys = _keys(frame)
+    duplicated = frame.duplicated([*keys, "model"])
+    if duplicated.any():
+        first = frame.loc[duplicated, [*keys, "model"]].iloc[0].to_dict()
+        raise ValueError(f"the predictions frame has several rows for the same key and model, e.g. {first}")
+    wide = frame.set_index([*keys, "model"])[list(columns)].astype("float64").unstack("model")
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([list(columns), models]))
+    values = wide.to_numpy().reshape(len(wide), len(columns), len(models)).transpose(0, 2, 1)
+    return wide.index, values
+
+
+def _spread(q: np.ndarray) -> np.ndarray:
+    return np.maximum((q[:, 5] - q[:, 1]) / _Z_SPAN, 1e-8)
+
+
+def _feature_matrix(features: pd.DataFrame) -> np.ndarray:
+    # Clipped so a few extreme ratios (tiny stds) do not dominate the standardization.
+    return np.clip(features[list(FEATURE_COLUMNS)].to_numpy(dtype="float64"), 0.0, 10.0)
+
+
+def _keys(frame: pd.DataFrame) -> list[str]:
+    return [*(["window_start"] if "window_start" in frame.columns else []), "symbol", "date", "horizon"]
+
+
+def _steps(horizon: str) -> int:
+    return HORIZON_BY_LABEL[horizon].equity_sessions if horizon in HORIZON_BY_LABEL else 1
+
+
+def _horizon_order(label: str) -> tuple[int, str]:
+    order = list(HORIZON_BY_LABEL)
+    return (order.index(label) if label in order else len(order), label)
+
+
+def _require(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}")

@@ -1,0 +1,230 @@
+"""Meta-ensemble: stacking weights, quantile averaging, conformal recalibration, calibrated confidence."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quant_assets.lib.ensemble import (
+    FALLBACK_SLOPE,
+    FEATURE_COLUMNS,
+    agreement_features,
+    apply_recalibration,
+    build_ensemble,
+    combine,
+    fit_confidence,
+    fit_recalibration,
+    predict_confidence,
+    stacking_weights,
+)
+from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, QUANTILE_LEVELS, gaussian_distribution
+from quant_assets.lib.scoring import coverage
+
+SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
+
+
+def synthetic_window(rng, start, n_dates, horizon="1w", models=("good", "climatology", "biased")):
+    """Predictions of three models for one window: y = mu + eps; 'good' knows mu, the others do not."""
+    dates = pd.bdate_range(start, periods=n_dates)
+    keys = pd.MultiIndex.from_product([SYMBOLS, dates], names=["symbol", "date"]).to_frame(index=False)
+    mu = rng.normal(0.0, 0.7, len(keys))
+    y = mu + rng.normal(0.0, 1.0, len(keys))
+    laws = {
+        "good": (mu, np.ones_like(mu)),
+        "climatology": (np.zeros_like(mu), np.full_like(mu, np.sqrt(1.49))),
+        "biased": (0.6 - 0.5 * mu, np.full_like(mu, 0.6)),
+        "overconfident": (mu, np.full_like(mu, 0.5)),
+    }
+    frames = []
+    for model in models:
+        dist = gaussian_distribution(*laws[model])
+        frames.append(pd.concat([keys, dist], axis=1).assign(model=model))
+    out = pd.concat(frames, ignore_index=True)
+    realized = dict(zip(zip(keys["symbol"], keys["date"]), y))
+    out["realized"] = [realized[k] for k in zip(out["symbol"], out["date"])]
+    out["horizon"] = horizon
+    out["window_start"] = dates[0]
+    out["label_end"] = out["date"] + pd.Timedelta(days=7)
+    return out
+
+
+def history_windows(seed, n_windows=3, n_dates=150, **kwargs):
+    rng = np.random.default_rng(seed)
+    starts = pd.date_range("2020-01-01", periods=n_windows, freq="365D")
+    return pd.concat([synthetic_window(rng, s, n_dates, **kwargs) for s in starts], ignore_index=True)
+
+
+def test_stacking_weights_favour_the_better_model_and_shrink_with_little_history():
+    history = history_windows(0)
+    weights = stacking_weights(history, ["good", "climatology", "biased"])["1w"]
+    assert set(weights) == {"good", "climatology", "biased"}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["good"] > 0.7
+    assert weights["good"] > weights["climatology"] > weights["biased"] - 1e-9
+    # Less history: the same signal, but pulled harder toward equal weights.
+    few = stacking_weights(history_windows(0, n_windows=1, n_dates=40), ["good", "climatology", "biased"])["1w"]
+    assert 1 / 3 < few["good"] < weights["good"]
+    # Below the minimum effective rows: exactly equal weights.
+    tiny = stacking_weights(history_windows(0, n_windows=1, n_dates=10), ["good", "climatology", "biased"])["1w"]
+    assert tiny == pytest.approx({"good": 1 / 3, "climatology": 1 / 3, "biased": 1 / 3})
+
+
+def test_stacking_ignores_rows_whose_labels_are_not_yet_realized():
+    history = history_windows(1)
+    as_of = history["label_end"].max() + pd.Timedelta(days=1)
+    clean = stacking_weights(history, ["good", "climatology", "biased"], as_of=as_of)["1w"]
+    # A later window in which 'biased' is perfect: its labels end on/after as_of, so it must not count.
+    leak = synthetic_window(np.random.default_rng(2), as_of - pd.Timedelta(days=3), 200)
+    perfect = leak["model"] == "biased"
+    leak.loc[perfect, list(QUANTILE_COLUMNS)] = leak.loc[perfect, ["realized"] * 7].to_numpy()
+    poisoned = pd.concat([history, leak], ignore_index=True)
+    assert stacking_weights(poisoned, ["good", "climatology", "biased"], as_of=as_of)["1w"] == pytest.approx(clean)
+    # Without as_of the leaked window does count: the check above is not vacuous.
+    assert stacking_weights(poisoned, ["good", "climatology", "biased"])["1w"]["biased"] > clean["biased"] + 0.1
+    with pytest.raises(ValueError, match=r"history frame lacks column\(s\) \['label_end'\]"):
+        stacking_weights(history.drop(columns="label_end"), ["good"], as_of=as_of)
+
+
+def prediction_row(model, symbol, mean, std, horizon="1m"):
+    dist = gaussian_distribution(np.array([mean]), np.array([std])).iloc[0].to_dict()
+    return {"model": model, "symbol": symbol, "date": pd.Timestamp("2024-01-02"), "horizon": horizon, **dist}
+
+
+def test_combine_averages_quantiles_and_mixes_moments():
+    preds = pd.DataFrame([prediction_row("a", "A", 0.1, 0.2), prediction_row("b", "A", -0.1, 0.1),
+                          prediction_row("a", "B", 0.0, 0.3)])
+    a, b, a_only = (preds.iloc[i] for i in range(3))
+    out = combine(preds, {"1m": {"a": 0.25, "b": 0.75}}).set_index("symbol")
+    row = out.loc["A"]
+    expected_q = 0.25 * a[list(QUANTILE_COLUMNS)].to_numpy(float) + 0.75 * b[list(QUANTILE_COLUMNS)].to_numpy(float)
+    np.testing.assert_allclose(row[list(QUANTILE_COLUMNS)].to_numpy(dtype=float), expected_q)
+    assert row["mean"] == pytest.approx(0.25 * 0.1 + 0.75 * -0.1)
+    # Mixture variance: E[var] + var[E].
+    assert row["std"] ** 2 == pytest.approx(0.25 * 0.04 + 0.75 * 0.01 + 0.25 * 0.75 * 0.2**2)
+    assert row["p_up"] == pytest.approx(0.25 * a["p_up"] + 0.75 * b["p_up"])
+    # Symbol B has only model 'a': its weight is renormalized to 1.
+    np.testing.assert_allclose(out.loc["B", list(DISTRIBUTION_COLUMNS)].to_numpy(dtype=float),
+                               a_only[list(DISTRIBUTION_COLUMNS)].to_numpy(dtype=float))
+    assert out.loc["B", "n_models"] == 1
+    with pytest.raises(ValueError, match="no ensemble weights for horizon '1m'"):
+        combine(preds, {"1w": {"a": 1.0}})
+
+
+def test_recalibration_moves_an_overconfident_forecast_to_nominal_coverage_on_held_out_data():
+    frame = history_windows(3, n_windows=2, n_dates=600, models=("overconfident",)).drop(columns="model")
+    fit, held_out = frame[frame["window_start"] == frame["window_start"].min()], frame[
+        frame["window_start"] == frame["window_start"].max()]
+    y = held_out["realized"].to_numpy()
+    before = coverage(y, held_out["q10"], held_out["q90"])
+    assert before < 0.55
+    recal = fit_recalibration(fit)
+    assert recal.adjustments["1w"]["q90"] > 0 > recal.adjustments["1w"]["q10"]
+    adjusted = apply_recalibration(held_out, recal)
+    assert abs(coverage(y, adjusted["q10"], adjusted["q90"]) - 0.80) < 0.035
+    for column, level in zip(QUANTILE_COLUMNS, QUANTILE_LEVELS):
+        assert np.mean(y <= adjusted[column].to_numpy()) == pytest.approx(level, abs=0.035)
+    q = adjusted[list(QUANTILE_COLUMNS)].to_numpy()
+    assert np.all(np.diff(q, axis=1) >= 0)
+    # The moments follow the widened quantiles: std roughly doubles, the mean stays centred.
+    ratio = adjusted["std"].to_numpy() / held_out["std"].to_numpy()
+    assert 1.7 < np.median(ratio) < 2.2
+    np.testing.assert_allclose(adjusted["mean"], held_out["mean"], atol=0.1)
+
+
+def test_recalibration_falls_back_with_short_history_and_keeps_crossing_shifts_monotone():
+    short = history_windows(4, n_windows=1, n_dates=20, models=("overconfident",))
+    recal = fit_recalibration(short)
+    assert recal.adjustments == {} and "1w" in recal.fallback
+    pd.testing.assert_frame_equal(apply_recalibration(short, recal), short)
+    frame = history_windows(5, n_windows=1, n_dates=50, models=("overconfident",))
+    recal.adjustments["1w"] = {c: s for c, s in zip(QUANTILE_COLUMNS, [0.0, 3.0, 0.0, 0.0, 0.0, -3.0, 0.0])}
+    q = apply_recalibration(frame, recal)[list(QUANTILE_COLUMNS)].to_numpy()
+    assert np.all(np.diff(q, axis=1) >= 0)
+
+
+def synthetic_features(rng, n):
+    features = pd.DataFrame({
+        "agreement": rng.uniform(0.4, 1.0, n),
+        "dispersion": rng.uniform(0.0, 1.5, n),
+        "strength": rng.exponential(0.4, n),
+    })
+    # A non-logistic truth: the calibration step has to bend the logistic score.
+    p = 0.5 + 0.35 * np.tanh(2.0 * features["strength"]) * (features["agreement"] - 0.4) / 0.6 \
+        - 0.05 * features["dispersion"]
+    return features, rng.uniform(size=n) < np.clip(p, 0.02, 0.98), p.to_numpy()
+
+
+def test_confidence_is_calibrated_on_held_out_data():
+    rng = np.random.default_rng(6)
+    train, hit, _ = synthetic_features(rng, 4000)
+    test, test_hit, truth = synthetic_features(rng, 20000)
+    model = fit_confidence(train, hit, seed=0)
+    assert not model.fallback and model.method == "logistic+isotonic"
+    prob, fallback = predict_confidence(model, test)
+    assert not fallback and np.all((prob >= 0) & (prob <= 1))
+    bins = pd.qcut(prob, 8, duplicates="drop")
+    table = pd.DataFrame({"p": prob, "hit": test_hit, "bin": bins}).groupby("bin", observed=True).mean()
+    assert np.max(np.abs(table["p"] - table["hit"])) < 0.04
+    assert np.corrcoef(prob, truth)[0, 1] > 0.8
+    # Brier score: better than the constant hit rate, close to the true probabilities'.
+    brier, oracle = np.mean((prob - test_hit) ** 2), np.mean((truth - test_hit) ** 2)
+    assert brier < np.mean((test_hit.mean() - test_hit) ** 2) and brier < oracle + 0.003
+    again, _ = predict_confidence(fit_confidence(train, hit, seed=0), test)
+    np.testing.assert_array_equal(prob, again)
+
+
+def test_confidence_falls_back_visibly_to_the_agreement_share():
+    rng = np.random.default_rng(7)
+    features, hit, _ = synthetic_features(rng, 50)
+    model = fit_confidence(features, hit)
+    assert model.fallback and "50 rows" in model.reason
+    prob, fallback = predict_confidence(model, features)
+    assert fallback
+    np.testing.assert_allclose(prob, 0.5 + 0.5 * (2 * features["agreement"] - 1) * FALLBACK_SLOPE)
+
+
+def test_agreement_features_by_hand():
+    preds = pd.DataFrame([prediction_row("m1", "A", 0.02, 0.04, "1w"), prediction_row("m2", "A", 0.01, 0.02, "1w"),
+                          prediction_row("m3", "A", -0.03, 0.03, "1w")])
+    keys = {"symbol": "A", "date": pd.Timestamp("2024-01-02"), "horizon": "1w"}
+    ens = pd.DataFrame([{**keys, "mean": 0.005, "std": 0.05}])
+    row = agreement_features(preds, ens).iloc[0]
+    assert row["agreement"] == pytest.approx(2 / 3)
+    assert row["dispersion"] == pytest.approx(np.std([0.02, 0.01, -0.03]) / 0.03)
+    assert row["strength"] == pytest.approx(0.1)
+    assert row["direction"] == 1
+    assert list(FEATURE_COLUMNS) == ["agreement", "dispersion", "strength"]
+
+
+def test_build_ensemble_end_to_end_and_its_fallbacks():
+    history = pd.concat([history_windows(8, n_windows=3, n_dates=150),
+                         history_windows(10, n_windows=3, n_dates=150, horizon="1m")], ignore_index=True)
+    rng = np.random.default_rng(9)
+    as_of = pd.Timestamp("2024-01-01")
+    current = pd.concat([synthetic_window(rng, as_of, 20), synthetic_window(rng, as_of, 20, horizon="1m")])
+    frame, info = build_ensemble(current, history, as_of)
+    assert len(frame) == len(SYMBOLS) * 20 * 2
+    json.dumps(info)  # goes into Dagster metadata as is
+    assert list(info["horizons"]) == ["1w", "1m"]
+    assert list(frame.columns) == ["window_start", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS,
+                                   "confidence", "realized", "label_end"]
+    assert np.all(np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0)
+    assert frame["confidence"].between(0, 1).all()
+    h = info["horizons"]["1w"]
+    assert h["weights"]["good"] == max(h["weights"].values())
+    assert h["crps_stacked"] < h["crps_equal_weights"]
+    assert h["history_rows"] == len(history) // 6 and h["confidence_method"].startswith("logistic")
+    assert info["horizons"]["1m"]["history_effective_rows"] == pytest.approx(len(history) / 6 / 21)
+    assert info["fallbacks"] == []
+    again, _ = build_ensemble(current, history, as_of)
+    pd.testing.assert_frame_equal(frame, again)
+
+    cold, cold_info = build_ensemble(current, None, as_of)
+    equal = {m: 1 / 3 for m in ("good", "climatology", "biased")}
+    assert cold_info["horizons"]["1w"]["weights"] == pytest.approx(equal)
+    assert len(cold_info["fallbacks"]) == 6 and sum(f.startswith("1w:") for f in cold_info["fallbacks"]) == 3
+    share = agreement_features(current, cold)["agreement"].to_numpy()
+    np.testing.assert_allclose(cold["confidence"], 0.5 + 0.5 * (2 * share - 1) * FALLBACK_SLOPE)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_up'\]"):
+        build_ensemble(current.drop(columns="p_up"), history, as_of)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import dagster as dg
+import numpy as np
 
 MARKDOWN_KEYS = ("per_symbol", "table_summary", "skill", "projector", "coverage", "weights")
 
@@ -17,8 +18,19 @@ def as_dagster_metadata(values: dict[str, object]) -> dict[str, object]:
             out[key] = dg.MetadataValue.md(f"![{key}](data:image/png;base64,{encoded})")
         elif key in MARKDOWN_KEYS and isinstance(value, str):
             out[key] = dg.MetadataValue.md(value)
-        elif isinstance(value, (dict, list)):
-            out[key] = dg.MetadataValue.json(value)
+        elif isinstance(value, (dict, list, tuple)):
+            out[key] = dg.MetadataValue.json(_plain(value))
         else:
-            out[key] = value
+            out[key] = _plain(value)
     return out
+
+
+def _plain(value: object) -> object:
+    """Numpy scalars and tuples as the plain Python values Dagster's serializer accepts."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -13,6 +13,7 @@ from quant_assets.lib.ensemble import (
     apply_recalibration,
     build_ensemble,
     combine,
+    effective_rows,
     fit_confidence,
     fit_recalibration,
     predict_confidence,
@@ -215,7 +216,8 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     assert h["weights"]["good"] == max(h["weights"].values())
     assert h["crps_stacked"] < h["crps_equal_weights"]
     assert h["history_rows"] == len(history) // 6 and h["confidence_method"].startswith("logistic")
-    assert info["horizons"]["1m"]["history_effective_rows"] == pytest.approx(len(history) / 6 / 21)
+    # Independent symbols: the design effect stays near 1 (sampling noise in the estimated correlation).
+    assert 0.85 < info["horizons"]["1m"]["history_effective_rows"] / (len(history) / 6 / 21) <= 1.0
     assert info["fallbacks"] == []
     again, _ = build_ensemble(current, history, as_of)
     pd.testing.assert_frame_equal(frame, again)
@@ -228,3 +230,18 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     np.testing.assert_allclose(cold["confidence"], 0.5 + 0.5 * (2 * share - 1) * FALLBACK_SLOPE)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_up'\]"):
         build_ensemble(current.drop(columns="p_up"), history, as_of)
+
+
+def test_effective_rows_discount_overlapping_labels_and_a_common_market_move():
+    rng = np.random.default_rng(5)
+    dates = np.repeat(pd.bdate_range("2021-01-01", periods=200), 20)
+    independent = rng.normal(size=dates.size)
+    # The estimated correlation is noisy (sd about 0.005 here, times m - 1 = 19 in the design effect).
+    assert effective_rows(dates, independent, "1w") == pytest.approx(dates.size / 5, rel=0.2)
+    # Every symbol has the date's outcome: 200 dates are 200 observations, not 4000.
+    common = np.repeat(rng.normal(size=200), 20)
+    assert effective_rows(dates, common, "1w") == pytest.approx(200 / 5)
+    # Half the variance common: ICC 0.5, design effect 1 + 19 * 0.5.
+    half = np.sqrt(0.5) * common + np.sqrt(0.5) * independent
+    assert effective_rows(dates, half, "1m") == pytest.approx(dates.size / 21 / 10.5, rel=0.2)
+    assert effective_rows([], [], "1w") == 0.0

@@ -6,14 +6,17 @@ before the current window starts, then applies to the current window:
 1. ``stacking_weights``: per horizon, simplex weights minimizing the quantile CRPS of the Vincentized
    combination ``q = sum_m w_m q_m``, shrunk toward equal weights (more so with little history).
 2. ``combine``: quantile averaging plus mixture mean/std and mixture P(up).
-3. ``fit_recalibration`` / ``apply_recalibration``: per quantile level, a scale-normalized shift so that
-   each quantile's empirical coverage on earlier windows matches its level (one-sided conformalized
-   quantile regression).
+3. ``fit_recalibration`` / ``apply_recalibration``: per central interval (q05-q95, q10-q90, q25-q75), a
+   symmetric scale-normalized widening or narrowing so that its coverage on earlier windows matches its
+   nominal share (conformalized quantile regression); the median stays.
 4. ``agreement_features`` / ``fit_confidence`` / ``predict_confidence``: the probability that the
    ensemble's direction is right, from a calibrated logistic regression on model agreement.
 
-History size is counted in *effective* rows, ``rows / horizon sessions``: consecutive dates' labels overlap
-by all but one step, so a year of daily 1y labels is about one independent observation per symbol.
+History size is counted in *effective* rows, ``rows / horizon sessions / design effect``: consecutive
+dates' labels overlap by all but one step, so a year of daily 1y labels is about one independent observation
+per symbol; and symbols move together on a date (the market), so a cross-section of m outcomes with
+intraclass correlation rho counts as ``m / (1 + (m - 1) rho)`` (Kish's design effect). Without the second
+factor a single month's market move, seen in every symbol, would pass for hundreds of observations.
 Every fallback (equal weights, no recalibration, agreement-based confidence) is reported in ``info``.
 """
 
@@ -122,7 +125,7 @@ def combine(preds: pd.DataFrame, weights) -> pd.DataFrame:
 
 @dataclass
 class Recalibration:
-    """Per horizon and quantile level, the shift in units of the forecast's quantile-implied sigma."""
+    """Per horizon and quantile column, the shift in units of the forecast's quantile-implied sigma."""
 
     adjustments: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
@@ -135,30 +138,38 @@ def fit_recalibration(
     shrinkage: float = DEFAULT_SHRINKAGE,
     min_rows: float = DEFAULT_MIN_ROWS,
 ) -> Recalibration:
-    """Learn per horizon and level ``tau`` the shift ``a_tau`` making ``q_tau + a_tau * s`` cover ``tau``.
+    """Learn per horizon and central interval ``[q_lo, q_hi]`` the symmetric widening ``E`` making
+    ``[q_lo - E s, q_hi + E s]`` cover its nominal share (conformalized quantile regression, Romano et al.).
 
     ``history_combined`` is earlier windows' ensemble (``horizon``, quantile columns, ``realized``).
-    The conformity score of a row is ``(realized - q_tau) / s`` with ``s = (q90 - q10) / 2.563``, so the
-    shift scales with each forecast's own spread; ``a_tau`` is the empirical ``tau``-quantile of the
-    scores, with the split-conformal ``(n + 1) / n`` widening, shrunk toward 0 by
-    ``n_eff / (n_eff + shrinkage)``. Horizons with fewer than ``min_rows`` effective rows are left as is.
+    The conformity score of a row is ``max(q_lo - realized, realized - q_hi) / s`` with
+    ``s = (q90 - q10) / 2.563``, so the adjustment scales with each forecast's own spread; ``E`` is the
+    empirical quantile of the scores at the interval's level with the split-conformal ``(n + 1) / n``
+    widening, shrunk toward 0 by ``n_eff / (n_eff + shrinkage)``; it may be negative (narrowing). The median
+    is not moved: a location shift learned from a few earlier windows mostly replays their market's drift.
+    Horizons with fewer than ``min_rows`` effective rows are left as is.
     """
     _require(history_combined, ("horizon", *QUANTILE_COLUMNS, "realized"), "the combined history frame")
     known = history_combined[np.isfinite(history_combined["realized"].astype("float64"))]
     result = Recalibration()
     for horizon, group in known.groupby("horizon", sort=False):
         n = len(group)
-        n_eff = n / _steps(horizon)
+        n_eff = effective_rows(group["date"], group["realized"], horizon)
         result.rows[horizon] = n
         if n_eff < min_rows:
             result.fallback[horizon] = f"{n} rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
             continue
         q = np.sort(group[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
-        scores = (group["realized"].to_numpy(dtype="float64")[:, None] - q) / _spread(q)[:, None]
-        levels = np.clip(0.5 + (_LEVELS - 0.5) * (n + 1) / n, 0.0, 1.0)
-        raw = np.array([np.quantile(scores[:, j], levels[j]) for j in range(len(_LEVELS))])
-        shrunk = raw * n_eff / (n_eff + shrinkage)
-        result.adjustments[horizon] = {c: float(a) for c, a in zip(QUANTILE_COLUMNS, shrunk)}
+        y = group["realized"].to_numpy(dtype="float64")
+        spread = _spread(q)
+        shifts = dict.fromkeys(QUANTILE_COLUMNS, 0.0)
+        for lo in range(len(_LEVELS) // 2):
+            hi = len(_LEVELS) - 1 - lo
+            scores = np.maximum(q[:, lo] - y, y - q[:, hi]) / spread
+            level = min((_LEVELS[hi] - _LEVELS[lo]) * (n + 1) / n, 1.0)
+            widening = float(np.quantile(scores, level)) * n_eff / (n_eff + shrinkage)
+            shifts[QUANTILE_COLUMNS[lo]], shifts[QUANTILE_COLUMNS[hi]] = -widening, widening
+        result.adjustments[horizon] = shifts
     return result
 
 
@@ -396,7 +407,7 @@ def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: fl
         realized = rows.drop_duplicates(_keys(rows)).set_index(_keys(rows))["realized"]
         y = realized.reindex(index).to_numpy(dtype="float64")[complete]
         q, n = np.sort(values[complete], axis=2), int(complete.sum())
-    n_eff = n / _steps(horizon)
+    n_eff = effective_rows(index.get_level_values("date")[complete], y, horizon) if n else 0.0
     if m == 1:
         return _Stack(equal, None, 1.0, n, n_eff, None, None, "a single model")
     if n_eff < min_rows:
@@ -474,6 +485,24 @@ def _feature_matrix(features: pd.DataFrame) -> np.ndarray:
 
 def _keys(frame: pd.DataFrame) -> list[str]:
     return [*(["window_start"] if "window_start" in frame.columns else []), "symbol", "date", "horizon"]
+
+
+def effective_rows(dates, realized, horizon: str) -> float:
+    """Independent observations among realized labels: rows / horizon sessions / Kish design effect, the
+    intraclass correlation of outcomes within a date estimated by one-way ANOVA (clipped to [0, 1])."""
+    y = pd.Series(np.asarray(realized, dtype="float64"), index=pd.Index(np.asarray(dates)))
+    n = len(y)
+    if n == 0:
+        return 0.0
+    groups = y.groupby(level=0)
+    per_date = n / groups.ngroups
+    within = float(groups.var(ddof=1).mean()) if per_date > 1 else float("nan")
+    between = float(groups.mean().var(ddof=1)) if groups.ngroups > 1 else float("nan")
+    icc = 0.0
+    if np.isfinite(within) and np.isfinite(between) and between + within > 0:
+        between_component = max(between - within / per_date, 0.0)
+        icc = between_component / (between_component + within) if between_component + within > 0 else 0.0
+    return n / _steps(horizon) / (1.0 + (per_date - 1.0) * icc)
 
 
 def _steps(horizon: str) -> int:

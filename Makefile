@@ -29,7 +29,7 @@ test: install
 
 ui: install
 	mkdir -p $(QUANT_HOME)/dagster
-	DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -m quant_assets.definitions
+	DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 mlflow: install
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(QUANT_HOME)/mlflow.db

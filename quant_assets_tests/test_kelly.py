@@ -1,5 +1,7 @@
 """Scenario Kelly against closed forms, caps, budgets and degenerate inputs."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,8 +19,9 @@ def test_single_asset_matches_the_closed_form_kelly_fraction(up, down, p):
     expected = p / down - (1 - p) / up  # f* = p/a - q/b for a gain of b and a loss of a
     assert 0 < expected < 1
     w = scenario_kelly(two_point(up, down, p), cap=1.0, max_total=1.0)
-    assert w[0] == pytest.approx(expected, abs=2e-5)
-    assert half_kelly(w)[0] == pytest.approx(expected / 2, abs=1e-5)
+    # The growth is flat at the optimum: a 1e-11 gap in growth is a few 1e-5 in the weight ($0.50 on $10,000).
+    assert w[0] == pytest.approx(expected, abs=5e-5)
+    assert half_kelly(w)[0] == pytest.approx(expected / 2, abs=2.5e-5)
 
 
 def test_negative_drift_gets_nothing_and_caps_and_budget_hold():
@@ -61,3 +64,12 @@ def test_eligibility_and_degenerate_inputs():
         scenario_kelly(np.array([[0.5], [-1.5]]))
     with pytest.raises(ValueError, match="cap and max_total"):
         scenario_kelly(r, cap=0.0)
+
+
+def test_a_scenario_set_on_which_the_inline_formulation_stalls_is_solved():
+    # 10,000 one-month scenarios of BTC, JNJ and AAPL from a walk-forward test run; CLARABEL reported
+    # InsufficientProgress on max mean log(1 + R w) written inline. All three means are positive and the
+    # growth keeps rising up to the 25% caps.
+    r = np.load(Path(__file__).parent / "data" / "kelly_clarabel_stall.npz")["simple_returns"]
+    w = scenario_kelly(r, cap=0.25, max_total=1.0)
+    np.testing.assert_allclose(w, [0.25, 0.25, 0.25], atol=1e-6)

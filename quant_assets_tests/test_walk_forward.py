@@ -1,8 +1,13 @@
-"""Walk-forward training as a user runs it: backfill windows through Dagster, then read tables and MLflow."""
+"""Walk-forward training and the decisions on top, as a user runs them: backfill windows through Dagster, then
+the ensemble per window and the projections; read the tables, MLflow, and the Projector (macro and CLI)."""
 
+import json
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from quant_assets.lib import folds
@@ -13,7 +18,9 @@ from quant_assets.lib.warehouse import Warehouse
 from quant_assets.settings import Settings
 from quant_assets_tests.conftest import TINY_UNIVERSE, materialize
 
-WINDOWS = ["2022-09-01", "2022-10-01", "2022-11-01"]
+# The last three windows of the sample: the projections are made as of its last date, 2022-12-28.
+WINDOWS = ["2022-10-01", "2022-11-01", "2022-12-01"]
+PLANTED_WINDOW = "2022-09-01"
 ALL_FITS = [*MODEL_NAMES, BASELINE]
 
 
@@ -46,8 +53,10 @@ def test_backfill_writes_every_model_window_and_horizon(pipeline):
     preds = warehouse.query("SELECT * FROM forecasts.predictions")
     assert (preds["q05"] <= preds["q25"]).all() and (preds["q25"] <= preds["q50"]).all() and (preds["q75"] <= preds["q95"]).all()
     assert preds["p_up"].between(0, 1).all() and (preds["std"] > 0).all()
-    realized_1w = preds[preds.horizon == "1w"]["realized"]
-    assert realized_1w.notna().all()  # every 1w label of autumn 2022 is known in the sample
+    realized_1w = preds[(preds.horizon == "1w") & (preds.window_start < "2022-12-01")]["realized"]
+    assert realized_1w.notna().all()  # every 1w label of October and November 2022 is known in the sample
+    december = preds[preds.window_start == "2022-12-01"]
+    assert december[december.date > "2022-12-21"]["realized"].isna().all()  # their week ends after the data
 
     scores = warehouse.query("SELECT * FROM forecasts.scores WHERE horizon = '1w'")
     assert set(scores["model"]) == set(ALL_FITS) and len(scores) == len(WINDOWS) * len(ALL_FITS)
@@ -90,7 +99,7 @@ def test_planted_overlap_is_caught_and_blocks_the_window(pipeline):
     original = folds.plan_window
     mp.setattr(folds, "plan_window", leaky_plan_window)
     try:
-        result = materialize(dg.AssetSelection.groups("walk_forward"), partition_key="2022-12-01", raise_on_error=False)
+        result = materialize(dg.AssetSelection.groups("walk_forward"), partition_key=PLANTED_WINDOW, raise_on_error=False)
     finally:
         mp.setattr(folds, "plan_window", original)
     audit = [e for e in result.get_asset_check_evaluations() if e.check_name == "bias_audit"]
@@ -99,5 +108,54 @@ def test_planted_overlap_is_caught_and_blocks_the_window(pipeline):
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"walk_forward_plan"}
     stored = Warehouse(settings.warehouse_path).query(
-        "SELECT count(*) n FROM forecasts.predictions WHERE window_start = DATE '2022-12-01'")
+        "SELECT count(*) n FROM forecasts.predictions WHERE window_start = ?", [date.fromisoformat(PLANTED_WINDOW)])
     assert stored["n"][0] == 0
+
+
+def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline):
+    settings, _, _ = pipeline
+    for key in WINDOWS:  # in window order, as the README says: each ensemble learns from earlier windows
+        ensemble = materialize(dg.AssetSelection.groups("ensemble"), partition_key=key)
+        assert ensemble.success
+    decisions = materialize(dg.AssetSelection.groups("projections"))
+    assert decisions.success
+    warehouse = Warehouse(settings.warehouse_path)
+
+    rows = warehouse.query("SELECT window_start, count(*) n FROM forecasts.ensemble GROUP BY ALL ORDER BY 1")
+    predicted = warehouse.query("SELECT window_start, count(*) n FROM forecasts.predictions WHERE model = 'ridge' "
+                                "GROUP BY ALL ORDER BY 1")
+    assert rows["n"].tolist() == predicted["n"].tolist()
+    ensemble = warehouse.query("SELECT * FROM forecasts.ensemble")
+    assert ensemble["confidence"].between(0, 1).all()
+    assert np.all(np.diff(ensemble[["q05", "q10", "q25", "q50", "q75", "q90", "q95"]].to_numpy(), axis=1) >= 0)
+    scores = warehouse.query("SELECT * FROM forecasts.scores WHERE model = 'ensemble' AND horizon = '1w'")
+    assert len(scores) == len(WINDOWS) and scores["coverage_80"].between(0, 1).all()
+
+    allocations = warehouse.query("SELECT * FROM projections.allocations")
+    assert allocations["as_of"].nunique() == 1 and str(allocations["as_of"][0].date()) == "2022-12-28"
+    assert allocations["half_kelly_weight"].sum() <= 0.5 + 1e-9  # half of a Kelly total of at most 100%
+    assert (allocations["kelly_weight"] <= 0.25 + 1e-9).all()
+    np.testing.assert_allclose(allocations["half_kelly_weight"], allocations["kelly_weight"] / 2)
+    bands = warehouse.query("SELECT * FROM projections.bands")
+    assert set(bands["horizon"]) == {"1w", "1m", "3m", "1y"} and "PORTFOLIO" in set(bands["symbol"])
+    assert ((bands["p10"] <= bands["p25"]) & (bands["p25"] <= bands["p50"]) & (bands["p50"] <= bands["p75"])
+            & (bands["p75"] <= bands["p90"])).all()
+    assert bands["prob_loss"].between(0, 1).all()
+    metadata = decisions.asset_materializations_for_node("projections_and_allocations")[0].metadata
+    assert "data:image/png;base64," in metadata["fan_chart"].value
+
+    backtest = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
+    assert backtest["strategy"].tolist() == ["equal_weight", "full_kelly", "half_kelly"]
+    assert (backtest["periods"] == len(WINDOWS)).all() and backtest["max_drawdown"].le(0).all()
+
+    macro = warehouse.query("SELECT * FROM projector(10000)")
+    cli = subprocess.run([sys.executable, "-m", "quant_assets.cli", "project", "10000", "--json"],
+                         capture_output=True, text=True, check=False)
+    assert cli.returncode == 0, cli.stderr
+    records = json.loads(cli.stdout)
+    assert [r["symbol"] for r in records] == macro["symbol"].tolist()
+    np.testing.assert_allclose([r["dollars"] for r in records], macro["dollars"])
+    positions = macro[~macro["symbol"].isin(["CASH", "TOTAL"])]
+    assert positions["weight"].sum() <= 1.0 and macro.iloc[-1]["dollars"] == 10000
+    for h in ("1w", "1m", "3m", "1y"):
+        assert (macro[f"p10_{h}"] <= macro[f"p50_{h}"]).all() and (macro[f"p50_{h}"] <= macro[f"p90_{h}"]).all()

@@ -28,7 +28,7 @@ test: install
 	$(PY) -m pytest -q
 
 ui: install
-	mkdir -p $(QUANT_HOME)/dagster
+	mkdir -p $(QUANT_HOME)/dagster && touch $(QUANT_HOME)/dagster/dagster.yaml
 	DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 mlflow: install

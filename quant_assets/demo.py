@@ -24,6 +24,8 @@ def _instance(settings):
     import dagster as dg
 
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    # An empty instance configuration means the defaults under DAGSTER_HOME (and no warning that it is missing).
+    (settings.dagster_home / "dagster.yaml").touch()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return dg.DagsterInstance.get()
 
@@ -45,11 +47,22 @@ def _run(job_name: str, partition_key: str | None = None) -> float:
     return time.perf_counter() - started
 
 
+def _one_thread_per_worker() -> None:
+    """OpenBLAS and OpenMP start a thread per core in every process; with one window per core their spinning
+    threads would fight over the cores. Set before the worker imports numpy, and applied to anything loaded."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def _backfill_windows(windows: list[str]) -> None:
     """The windows are independent and every model fits single-threaded: run them side by side, one per core."""
     workers = max(1, min(len(windows), os.cpu_count() or 1))
     # Spawned workers: forking a process that already runs Dagster threads is not safe.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread_per_worker) as pool:
         for key, seconds in zip(windows, pool.map(_run, ["walk_forward"] * len(windows), windows)):
             print(f"demo: walk-forward window {key}: 9 models + baseline in {seconds:.0f}s", flush=True)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -16,6 +16,8 @@ SAMPLE_EQUITIES = ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM",
 INDEX_SYMBOL = "SP500"
 SAMPLE_CRYPTO = ("BTC", "ETH")
 DEFAULT_UNIVERSE = (*SAMPLE_EQUITIES, INDEX_SYMBOL, *SAMPLE_CRYPTO)
+# skfolio's bundled closes end on 2022-12-28; the simulated crypto follows the same calendar.
+SAMPLE_LAST_DATE = date(2022, 12, 28)
 
 
 class Settings(BaseSettings):
@@ -32,8 +34,10 @@ class Settings(BaseSettings):
     seed: int = 7
 
     # Walk-forward: evaluation windows are Dagster partitions; the cadence is the re-training cadence.
-    wf_start: date = date(2020, 1, 1)
-    wf_end: date = date(2023, 1, 1)
+    # Unset, the windows follow the data: they end with the month of its last date (see _default_windows_end)
+    # and start three years earlier.
+    wf_start: date | None = None
+    wf_end: date | None = None
     wf_cadence: Literal["weekly", "monthly", "quarterly"] = "monthly"
     wf_train_years: int = Field(default=10, ge=1)
     wf_mode: Literal["rolling", "expanding"] = "rolling"
@@ -57,6 +61,16 @@ class Settings(BaseSettings):
                 raise ValueError("QUANT_UNIVERSE is empty; give comma-separated symbols such as AAPL,MSFT,BTC")
             return symbols
         return value
+
+    @model_validator(mode="after")
+    def _default_windows(self) -> Settings:
+        if self.wf_end is None:
+            self.wf_end = _default_windows_end(self)
+        if self.wf_start is None:
+            self.wf_start = self.wf_end.replace(year=self.wf_end.year - 3)
+        if self.wf_start >= self.wf_end:
+            raise ValueError(f"QUANT_WF_START ({self.wf_start}) must be before QUANT_WF_END ({self.wf_end})")
+        return self
 
     @field_validator("home", mode="after")
     @classmethod
@@ -82,6 +96,36 @@ class Settings(BaseSettings):
     @property
     def uses_files(self) -> bool:
         return self.provider == "file" or self.prices_file is not None
+
+
+def _first_of_next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+@cache
+def _last_file_date(path: Path, modified_ns: int) -> date | None:
+    from quant_assets.lib.providers.files import read_price_file
+    from quant_assets.lib.providers.schema import InputError
+
+    try:
+        dates = read_price_file(path)["date"].drop_nulls()
+    except InputError:
+        return None  # the prices asset reports what is wrong with the file when it is materialized
+    past = dates.filter(dates <= date.today())
+    return past.max() if len(past) else None
+
+
+def _default_windows_end(settings: Settings) -> date:
+    """The month after the data's last date, so that the latest window holds it: the sample ends in December
+    2022; a prices file is read for its last date; the network providers run up to today."""
+    if settings.prices_file is not None and settings.prices_file.exists():
+        stat = settings.prices_file.stat()
+        last = _last_file_date(settings.prices_file.resolve(), stat.st_mtime_ns)
+        if last is not None:
+            return _first_of_next_month(last)
+    if settings.provider == "sample" and settings.prices_file is None:
+        return _first_of_next_month(SAMPLE_LAST_DATE)
+    return _first_of_next_month(date.today())
 
 
 def get_settings() -> Settings:

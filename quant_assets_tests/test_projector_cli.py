@@ -59,6 +59,23 @@ def test_macro_ranks_trades_and_adds_cash_and_total(tmp_path):
         con.execute("SELECT * FROM projector(-5)").fetchall()
 
 
+def test_macro_lines_add_up_to_the_cent_and_follow_the_latest_allocations(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    seed_projections(path)
+    with Warehouse(path).writer() as con:
+        # A newer as-of date with weights that do not split a dollar amount evenly.
+        con.execute("INSERT INTO projections.allocations SELECT * REPLACE (DATE '2022-12-29' AS as_of, "
+                    "CASE symbol WHEN 'JNJ' THEN 0.0 ELSE 1 / 3 END AS half_kelly_weight) FROM projections.allocations")
+        con.execute("INSERT INTO projections.bands SELECT * REPLACE (DATE '2022-12-29' AS as_of) FROM projections.bands")
+        install_projector(con)
+    con = duckdb.connect(str(path), read_only=True)
+    frame = con.execute("SELECT * FROM projector(1000.01)").df()
+    assert frame["symbol"].tolist() == ["AAPL", "BTC", "CASH", "TOTAL"]
+    assert frame["dollars"].tolist()[:2] == [333.34, 333.34]
+    assert round(frame["dollars"].iloc[:3].sum(), 2) == frame.loc[3, "dollars"] == 1000.01
+    assert frame.loc[2, "weight"] == round(333.33 / 1000.01, 4)
+
+
 def test_cli_table_and_json_match_the_macro(tmp_path):
     seed_projections(tmp_path / "warehouse.duckdb")
     table = quant("project", "10000", home=tmp_path)

@@ -135,16 +135,22 @@ def _allocation_rows(warehouse: Warehouse, decision: Decision, half: dict[str, f
 def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_year: float, cost_bp: float) -> dict[str, object]:
     """Hold, over each ensemble window, the portfolio its first day's information recommended; compare
     half-Kelly, full Kelly and equal weight net of costs, and store per-window and summary rows."""
-    windows = warehouse.query("SELECT DISTINCT window_start, min(date) OVER (PARTITION BY window_start) AS first "
-                              "FROM forecasts.ensemble ORDER BY window_start")
+    # A window's decision is taken on the first date by which every symbol has had a session in it: a window
+    # opening on a weekend has only crypto rows on its first date, and deciding then would leave the
+    # equities out. Each symbol contributes its latest forecast up to that date.
+    windows = warehouse.query(
+        """SELECT window_start, max(first) AS first FROM (
+               SELECT window_start, symbol, min(date) AS first FROM forecasts.ensemble GROUP BY ALL)
+           GROUP BY window_start ORDER BY window_start""")
     if windows.empty:
         raise ValueError("no ensemble windows to backtest; materialize meta_ensemble first")
     weights: dict[str, list[dict[str, float]]] = {"half_kelly": [], "full_kelly": [], "equal_weight": []}
     realized = []
     for row in windows.itertuples():
         first = row.first.date()
-        marginals = warehouse.query("SELECT * FROM forecasts.ensemble WHERE window_start = ? AND date = ?",
-                                    [row.window_start, first])
+        marginals = warehouse.query(
+            """SELECT * FROM forecasts.ensemble WHERE window_start = ? AND date <= ?
+               QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [row.window_start, first])
         decision = decide(marginals, residual_returns(warehouse, first), first, policy)
         weights["full_kelly"].append(decision.kelly)
         weights["half_kelly"].append(decision.half_kelly)

@@ -1,7 +1,8 @@
 """The Projector: a DuckDB table macro turning a dollar amount into ranked half-Kelly trades with value bands.
 
-It reads ``projections.allocations`` and ``projections.bands`` (log returns) as of their latest date, so
-``SELECT * FROM projector(10000)`` in DuckDB and ``quant project 10000`` give the same rows.
+It reads ``projections.trade_plan``, built from ``projections.allocations`` and ``projections.bands`` (log
+returns) as of their latest date, so ``SELECT * FROM projector(10000)`` in DuckDB and ``quant project 10000``
+give the same rows.
 """
 
 from __future__ import annotations
@@ -10,19 +11,46 @@ import math
 
 HORIZON_LABELS = ("1w", "1m", "3m", "1y")
 MAX_AMOUNT = 1e12
+# CASH and TOTAL come after every position line.
+_CASH_LINE, _TOTAL_LINE = 1_000_001, 1_000_002
 
-_BANDS = ",\n".join(
-    f"        max(CASE WHEN b.horizon = '{h}' THEN b.{p} END) AS {p}_{h}"
-    for h in HORIZON_LABELS for p in ("p10", "p50", "p90")
+_BAND_NAMES = [f"{p}_{h}" for h in HORIZON_LABELS for p in ("p10", "p50", "p90")]
+_GROWTH = ",\n".join(
+    f"        exp(max(CASE WHEN b.horizon = '{name[4:]}' THEN b.{name[:3]} END)) AS {name}" for name in _BAND_NAMES
 )
-_POSITION_VALUES = ",\n".join(
-    f"        round(dollars * exp({p}_{h}), 2) AS {p}_{h}" for h in HORIZON_LABELS for p in ("p10", "p50", "p90")
+_CASH_GROWTH = ",\n".join(f"        1.0 AS {name}" for name in _BAND_NAMES)
+_VALUES = ",\n".join(f"    round(dollars * {name}, 2) AS {name}" for name in _BAND_NAMES)
+
+# The plan per dollar, rebuilt whenever the allocations are written, so that the macro is one scan of a
+# table of a few rows (the joins and the pivot cost more than the 5 ms budget at query time). Lines are the
+# positions in rank order, then CASH and TOTAL. Growth columns hold what one dollar becomes at each band
+# (exp of the log-return quantile); TOTAL's come from the portfolio's own bands, because quantiles of a sum
+# are not the sum of the quantiles.
+TRADE_PLAN_SQL = f"""
+CREATE OR REPLACE TABLE projections.trade_plan AS
+WITH latest AS (SELECT max(as_of) AS as_of FROM projections.allocations),
+positions AS (
+    SELECT a.as_of, a.rank AS line, a.rank, a.symbol, a.asset_class, 'BUY' AS side, a.confidence,
+        a.half_kelly_weight AS weight, a.last_price, a.expected_return_1m AS expected_return,
+{_GROWTH}
+    FROM projections.allocations a
+    JOIN latest USING (as_of)
+    JOIN projections.bands b ON b.as_of = a.as_of AND b.symbol = a.symbol
+    WHERE a.half_kelly_weight > 0
+    GROUP BY ALL
 )
-_CASH_VALUES = ",\n".join(f"        round(cash, 2) AS {p}_{h}" for h in HORIZON_LABELS for p in ("p10", "p50", "p90"))
-_TOTAL_VALUES = ",\n".join(
-    f"        round(amount * exp(max(CASE WHEN b.horizon = '{h}' THEN b.{p} END)), 2) AS {p}_{h}"
-    for h in HORIZON_LABELS for p in ("p10", "p50", "p90")
-)
+SELECT * FROM positions
+UNION ALL
+SELECT latest.as_of, {_CASH_LINE}, NULL, 'CASH', 'cash', 'HOLD', NULL,
+    1.0 - coalesce((SELECT sum(weight) FROM positions), 0.0), NULL, 0.0,
+{_CASH_GROWTH}
+FROM latest
+UNION ALL
+SELECT latest.as_of, {_TOTAL_LINE}, NULL, 'TOTAL', NULL, NULL, NULL, 1.0, NULL, NULL,
+{_GROWTH}
+FROM latest JOIN projections.bands b ON b.as_of = latest.as_of AND b.symbol = 'PORTFOLIO'
+GROUP BY ALL
+"""
 
 PROJECTOR_MACRO = f"""
 CREATE OR REPLACE MACRO projector(amount) AS TABLE
@@ -33,37 +61,21 @@ WITH checked AS (
         THEN error('projector: amount must be a positive finite number of dollars up to {MAX_AMOUNT:.0e}')
         ELSE CAST(amount AS DOUBLE) END AS amount
 ),
-latest AS (SELECT max(as_of) AS as_of FROM projections.allocations),
-positions AS (
-    SELECT a.rank, a.symbol, a.asset_class, a.confidence, a.half_kelly_weight AS weight, a.last_price,
-        a.expected_return_1m AS expected_return,
-{_BANDS}
-    FROM projections.allocations a
-    JOIN latest USING (as_of)
-    JOIN projections.bands b ON b.as_of = a.as_of AND b.symbol = a.symbol
-    WHERE a.half_kelly_weight > 0
-    GROUP BY ALL
-),
 sized AS (
-    SELECT p.*, round(checked.amount * p.weight, 2) AS dollars FROM positions p, checked
-),
-cash AS (
-    SELECT checked.amount - coalesce((SELECT sum(dollars) FROM sized), 0) AS cash, checked.amount FROM checked
+    -- Positions are rounded to the cent and cash takes the rest, so the lines add up to the amount exactly.
+    SELECT t.*, c.amount, CASE t.line
+        WHEN {_CASH_LINE} THEN round(c.amount - coalesce(
+            sum(CASE WHEN t.rank IS NOT NULL THEN round(c.amount * t.weight, 2) END) OVER (), 0.0), 2)
+        WHEN {_TOTAL_LINE} THEN round(c.amount, 2)
+        ELSE round(c.amount * t.weight, 2) END AS dollars
+    FROM projections.trade_plan t, checked c
 )
-SELECT rank, symbol, asset_class, 'BUY' AS side, round(confidence, 4) AS confidence, round(weight, 4) AS weight,
+SELECT rank, symbol, asset_class, side, round(confidence, 4) AS confidence,
+    CASE line WHEN {_CASH_LINE} THEN round(dollars / amount, 4) ELSE round(weight, 4) END AS weight,
     dollars, floor(dollars / last_price * 1e6) / 1e6 AS shares, last_price, round(expected_return, 4) AS expected_return,
-{_POSITION_VALUES}
+{_VALUES}
 FROM sized
-UNION ALL
-SELECT NULL, 'CASH', 'cash', 'HOLD', NULL, round(cash / amount, 4), round(cash, 2), NULL, NULL, 0.0,
-{_CASH_VALUES}
-FROM cash
-UNION ALL
-SELECT NULL, 'TOTAL', NULL, NULL, NULL, 1.0, round(any_value(amount), 2), NULL, NULL, NULL,
-{_TOTAL_VALUES}
-FROM checked, latest, projections.bands b
-WHERE b.as_of = latest.as_of AND b.symbol = 'PORTFOLIO'
-ORDER BY rank NULLS LAST, symbol = 'TOTAL'
+ORDER BY line
 """
 
 
@@ -94,5 +106,7 @@ def projector_columns() -> list[str]:
 
 
 def install_projector(con) -> None:
-    """Create (or replace) the ``projector`` macro in the warehouse, inside the caller's write transaction."""
+    """Rebuild ``projections.trade_plan`` from the latest allocations and bands and create (or replace) the
+    ``projector`` macro over it, inside the caller's write transaction."""
+    con.execute(TRADE_PLAN_SQL)
     con.execute(PROJECTOR_MACRO)

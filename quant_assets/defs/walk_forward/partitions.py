@@ -13,5 +13,7 @@ def window_partitions(settings: Settings) -> dg.TimeWindowPartitionsDefinition:
         cron_schedule=CADENCE_CRON[settings.wf_cadence],
         start=settings.wf_start.isoformat(),
         end=settings.wf_end.isoformat(),
+        # The window in progress exists too: today's projections come from the window that contains today.
+        end_offset=1,
         fmt="%Y-%m-%d",
     )

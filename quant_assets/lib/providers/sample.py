@@ -14,6 +14,7 @@ import pandas as pd
 import polars as pl
 
 from quant_assets.lib.providers.schema import ONCHAIN_SCHEMA, PRICE_SCHEMA
+from quant_assets.settings import SAMPLE_LAST_DATE
 
 INDEX_SYMBOL = "SP500"
 # (first day, starting price, daily drift, long-run daily vol) of each simulated coin.
@@ -93,7 +94,7 @@ def _onchain_for(coin: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def sample_crypto(
-    symbols: tuple[str, ...] = tuple(CRYPTO_PROFILES), end: date = date(2022, 12, 28), seed: int = 7
+    symbols: tuple[str, ...] = tuple(CRYPTO_PROFILES), end: date = SAMPLE_LAST_DATE, seed: int = 7
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Simulated BTC/ETH daily candles and on-chain metrics (``source='synthetic'``), seeded."""
     prices, onchain = [], []

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     wf_mode: Literal["rolling", "expanding"] = "rolling"
     wf_embargo_days: int = Field(default=5, ge=0)
     # Windows `make demo` backfills: the last N before wf_end.
-    demo_windows: int = Field(default=3, ge=1)
+    demo_windows: int = Field(default=6, ge=1)
 
     polygon_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("POLYGON_API_KEY", "QUANT_POLYGON_API_KEY")

@@ -8,7 +8,7 @@ DEMO_AMOUNT = 10_000
 
 
 def _section(title: str, frame) -> str:
-    return f"== {title}\n{frame.to_string(index=False)}\n"
+    return f"== {title}\n{frame.to_string(index=False) if len(frame) else '(no rows)'}\n"
 
 
 def demo_summary(settings, windows: list[str]) -> str:

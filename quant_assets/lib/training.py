@@ -9,6 +9,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from quant_assets.lib.models import make_model
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, HORIZONS, TARGET, Forecaster
@@ -65,28 +66,31 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
     in_window = eval_mask(panel, plans[0])
     context = features[(panel["date"] >= pd.Timestamp(window_start - timedelta(days=CONTEXT_DAYS))) & (panel["date"] < pd.Timestamp(plans[0].window_end))]
     predictions, fits, models = [], [], {}
-    for plan in plans:
-        h = plan.horizon
-        started = time.perf_counter()
-        train_rows = training_mask(panel, plan)
-        train = features[train_rows].assign(**{TARGET: panel.loc[train_rows, f"fwd_{h}"]})
-        if train.empty:
-            raise ValueError(f"window {window_start} horizon {h}: no training rows whose label ended before the window")
-        model = make_model(model_name, horizon=h, seed=seed).fit(train)
-        predicted = model.predict(context)
-        predicted = predicted[in_window[context.index].to_numpy()]
-        labels = panel.loc[in_window, ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
-        predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
-            columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}
-        )
-        predictions.append(predicted.assign(window_start=window_start, model=model_name, horizon=h))
-        fits.append({
-            "window_start": window_start, "model": model_name, "horizon": h, "train_rows": int(train_rows.sum()),
-            "latest_train_label_end": panel.loc[train_rows, f"end_{h}"].max().date(),
-            "latest_train_date": panel.loc[train_rows, "date"].max().date(),
-            "seconds": time.perf_counter() - started,
-        })
-        models[h] = model
+    # One BLAS/OpenMP thread: fits run side by side (one per executor process or demo worker), and thread
+    # pools sized to every core would make them fight over the cores.
+    with threadpool_limits(limits=1):
+        for plan in plans:
+            h = plan.horizon
+            started = time.perf_counter()
+            train_rows = training_mask(panel, plan)
+            train = features[train_rows].assign(**{TARGET: panel.loc[train_rows, f"fwd_{h}"]})
+            if train.empty:
+                raise ValueError(f"window {window_start} horizon {h}: no training rows whose label ended before the window")
+            model = make_model(model_name, horizon=h, seed=seed).fit(train)
+            predicted = model.predict(context)
+            predicted = predicted[in_window[context.index].to_numpy()]
+            labels = panel.loc[in_window, ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
+            predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
+                columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}
+            )
+            predictions.append(predicted.assign(window_start=window_start, model=model_name, horizon=h))
+            fits.append({
+                "window_start": window_start, "model": model_name, "horizon": h, "train_rows": int(train_rows.sum()),
+                "latest_train_label_end": panel.loc[train_rows, f"end_{h}"].max().date(),
+                "latest_train_date": panel.loc[train_rows, "date"].max().date(),
+                "seconds": time.perf_counter() - started,
+            })
+            models[h] = model
     prediction_frame = pd.concat(predictions, ignore_index=True)[
         ["window_start", "model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "realized", "label_end"]
     ]

@@ -11,11 +11,13 @@ agree to 1e-9 per column, then prints rows/second for:
   - compiled SQL (1 thread) the compiled models executed in-process on one DuckDB thread, from the prices
                             frame to the features frame (as pandas: frame in, frame out)
   - pandas                  groupby-rolling on the in-memory frame (best of 3)
-and the ratio of each dbt figure to pandas. Run: `.venv/bin/python bench/features.py`.
+and the ratio of each dbt figure to pandas. Run: `.venv/bin/python bench/features.py` (`--scale 10` repeats
+the stocks ten times under new names, ~1.7M rows, to see how the ratio moves with size).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -155,9 +157,22 @@ def compare(sql: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float]:
     return diffs
 
 
+def replicate(prices: pd.DataFrame, copies: int) -> pd.DataFrame:
+    """The stocks repeated under new names (AAPL, AAPL_2, ...), the index once: a larger panel, same calendar.
+    Each copy's closes get seeded 0.5% noise, so that the copies do not tie in the cross-sectional ranks."""
+    stocks = prices[prices["symbol"] != INDEX]
+    rng = np.random.default_rng(SEED)
+    extra = [stocks.assign(symbol=stocks["symbol"] + f"_{i}", close=stocks["close"] * np.exp(rng.normal(0, 0.005, len(stocks))))
+             for i in range(2, copies + 1)]
+    return pd.concat([prices, *extra], ignore_index=True).sort_values(["symbol", "date"], ignore_index=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1, help="repeat the stocks this many times (default 1)")
+    args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    prices = load_prices()
+    prices = replicate(load_prices(), args.scale)
     rows = len(prices)
     print(f"universe: {prices['symbol'].nunique()} symbols, {rows:,} rows, {prices['date'].min()} .. {prices['date'].max()}")
 

@@ -166,3 +166,17 @@ def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline
     assert positions["weight"].sum() <= 1.0 and macro.iloc[-1]["dollars"] == 10000
     for h in ("1w", "1m", "3m", "1y"):
         assert (macro[f"p10_{h}"] <= macro[f"p50_{h}"]).all() and (macro[f"p50_{h}"] <= macro[f"p90_{h}"]).all()
+
+
+def test_a_window_ensemble_depends_on_the_fits_of_that_and_every_earlier_window(quant_home):
+    from quant_assets.definitions import build_definitions
+
+    ensemble = build_definitions().get_assets_def("meta_ensemble")
+    assert ensemble.dependency_keys == {dg.AssetKey(f"fit_{name}") for name in MODEL_NAMES}
+    partitions = ensemble.partitions_def
+    for name in MODEL_NAMES:
+        mapping = ensemble.get_partition_mapping(dg.AssetKey(f"fit_{name}"))
+        upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            partitions.empty_subset().with_partition_keys(["2022-03-01"]), partitions, partitions,
+        ).partitions_subset.get_partition_keys()
+        assert list(upstream) == [k for k in partitions.get_partition_keys() if k <= "2022-03-01"]

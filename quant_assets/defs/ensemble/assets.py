@@ -12,12 +12,15 @@ from quant_assets.lib.models import MODEL_NAMES
 ENSEMBLE_KEY = dg.AssetKey(["meta_ensemble"])
 
 
-def build_ensemble_defs(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The meta_ensemble asset: its own window's fits are its Dagster deps; earlier windows' realized
-    results are read from forecasts.predictions (never its own earlier partitions)."""
+def build_ensemble_defs(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    """The meta_ensemble asset. A window's ensemble learns from the realized results of earlier windows'
+    fits and combines its own window's: its Dagster deps are the fits of that window and of every earlier
+    one (so a backfill orders them first), never its own earlier partitions."""
+    this_and_earlier = dg.TimeWindowPartitionMapping(start_offset=-len(partitions.get_partition_keys()), end_offset=0)
 
     @dg.asset(key=ENSEMBLE_KEY, group_name="ensemble", partitions_def=partitions,
-              deps=[dg.AssetKey(f"fit_{name}") for name in MODEL_NAMES], kinds={"sklearn", "scipy", "duckdb"},
+              deps=[dg.AssetDep(f"fit_{name}", partition_mapping=this_and_earlier) for name in MODEL_NAMES],
+              kinds={"sklearn", "scipy", "duckdb"},
               description="Stacked, recalibrated distributions of the nine models with a calibrated confidence.")
     def meta_ensemble(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         summary = ensemble_window(warehouse.get(), date.fromisoformat(context.partition_key))

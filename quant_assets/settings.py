@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         if self.wf_end is None:
             self.wf_end = _default_windows_end(self)
         if self.wf_start is None:
-            self.wf_start = self.wf_end.replace(year=self.wf_end.year - 3)
+            self.wf_start = date(self.wf_end.year - 3, self.wf_end.month, 1)
         if self.wf_start >= self.wf_end:
             raise ValueError(f"QUANT_WF_START ({self.wf_start}) must be before QUANT_WF_END ({self.wf_end})")
         return self

@@ -42,3 +42,9 @@ def test_explicit_windows_must_be_in_order(quant_home, monkeypatch):
     monkeypatch.setenv("QUANT_WF_END", "2021-01-01")
     with pytest.raises(ValidationError, match="must be before QUANT_WF_END"):
         get_settings()
+
+
+def test_an_explicit_end_alone_starts_the_windows_three_years_earlier(quant_home, monkeypatch):
+    monkeypatch.setenv("QUANT_WF_END", "2024-02-29")
+    settings = get_settings()
+    assert (settings.wf_start, settings.wf_end) == (date(2021, 2, 1), date(2024, 2, 29))

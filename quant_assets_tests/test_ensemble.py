@@ -36,6 +36,7 @@ def synthetic_window(rng, start, n_dates, horizon="1w", models=("good", "climato
         "climatology": (np.zeros_like(mu), np.full_like(mu, np.sqrt(1.49))),
         "biased": (0.6 - 0.5 * mu, np.full_like(mu, 0.6)),
         "overconfident": (mu, np.full_like(mu, 0.5)),
+        "underconfident": (mu, np.full_like(mu, 2.0)),
     }
     frames = []
     for model in models:
@@ -142,6 +143,34 @@ def test_recalibration_falls_back_with_short_history_and_keeps_crossing_shifts_m
     recal.adjustments["1w"] = {c: s for c, s in zip(QUANTILE_COLUMNS, [0.0, 3.0, 0.0, 0.0, 0.0, -3.0, 0.0])}
     q = apply_recalibration(frame, recal)[list(QUANTILE_COLUMNS)].to_numpy()
     assert np.all(np.diff(q, axis=1) >= 0)
+
+
+def test_recalibration_per_asset_class_fixes_a_too_narrow_and_a_too_wide_class_that_pooling_cannot():
+    narrow = history_windows(6, n_windows=2, n_dates=600, models=("overconfident",))
+    wide = history_windows(7, n_windows=2, n_dates=600, models=("underconfident",))
+    frame = pd.concat([narrow[narrow["symbol"].isin(["AAA", "BBB"])].assign(segment="equity"),
+                       wide[wide["symbol"].isin(["CCC", "DDD"])].assign(segment="crypto")],
+                      ignore_index=True).drop(columns="model")
+    first = frame["window_start"] == frame["window_start"].min()
+    fit, held_out = frame[first], frame[~first]
+    pooled = apply_recalibration(held_out, fit_recalibration(fit.drop(columns="segment")))
+    recal = fit_recalibration(fit)
+    assert set(recal.segments["1w"]) == {"equity", "crypto"}
+    per_class = apply_recalibration(held_out, recal)
+
+    def class_coverage(adjusted, segment):
+        rows = (held_out["segment"] == segment).to_numpy()
+        return coverage(held_out["realized"].to_numpy()[rows], adjusted["q10"].to_numpy()[rows],
+                        adjusted["q90"].to_numpy()[rows])
+
+    assert class_coverage(pooled, "equity") < 0.70 and class_coverage(pooled, "crypto") > 0.90
+    for name in ("equity", "crypto"):
+        # Within a few points of 80%: what remains is the shrinkage toward no adjustment (240 effective rows).
+        error = abs(class_coverage(per_class, name) - 0.80)
+        assert error < 0.08 and error < 0.4 * abs(class_coverage(pooled, name) - 0.80)
+    # A class without enough history of its own takes the pooled shifts.
+    sparse = fit[(fit["segment"] == "equity") | (fit["date"] < fit["date"].min() + pd.Timedelta(days=20))]
+    assert set(fit_recalibration(sparse).segments["1w"]) == {"equity"}
 
 
 def synthetic_features(rng, n):

@@ -22,6 +22,7 @@ Every fallback (equal weights, no recalibration, agreement-based confidence) is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,11 +126,13 @@ def combine(preds: pd.DataFrame, weights) -> pd.DataFrame:
 
 @dataclass
 class Recalibration:
-    """Per horizon and quantile column, the shift in units of the forecast's quantile-implied sigma."""
+    """Per horizon and quantile column, the shift in units of the forecast's quantile-implied sigma;
+    ``segments`` holds per horizon the shifts of each segment (asset class) with enough history of its own."""
 
     adjustments: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     fallback: dict[str, str] = field(default_factory=dict)  # horizon -> why it is left unadjusted
+    segments: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def fit_recalibration(
@@ -148,29 +151,44 @@ def fit_recalibration(
     widening, shrunk toward 0 by ``n_eff / (n_eff + shrinkage)``; it may be negative (narrowing). The median
     is not moved: a location shift learned from a few earlier windows mostly replays their market's drift.
     Horizons with fewer than ``min_rows`` effective rows are left as is.
+
+    With a ``segment`` column (the asset class), each segment with ``min_rows`` effective rows of its own
+    also gets its own shifts (Mondrian conformal prediction): models pooled over equities and crypto can be
+    too wide on one and too narrow on the other, which one pooled widening cannot fix. Segments with less
+    history take the pooled shifts.
     """
     _require(history_combined, ("horizon", *QUANTILE_COLUMNS, "realized"), "the combined history frame")
     known = history_combined[np.isfinite(history_combined["realized"].astype("float64"))]
     result = Recalibration()
     for horizon, group in known.groupby("horizon", sort=False):
-        n = len(group)
         n_eff = effective_rows(group["date"], group["realized"], horizon)
-        result.rows[horizon] = n
+        result.rows[horizon] = len(group)
         if n_eff < min_rows:
-            result.fallback[horizon] = f"{n} rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
+            result.fallback[horizon] = f"{len(group)} rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
             continue
-        q = np.sort(group[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
-        y = group["realized"].to_numpy(dtype="float64")
-        spread = _spread(q)
-        shifts = dict.fromkeys(QUANTILE_COLUMNS, 0.0)
-        for lo in range(len(_LEVELS) // 2):
-            hi = len(_LEVELS) - 1 - lo
-            scores = np.maximum(q[:, lo] - y, y - q[:, hi]) / spread
-            level = min((_LEVELS[hi] - _LEVELS[lo]) * (n + 1) / n, 1.0)
-            widening = float(np.quantile(scores, level)) * n_eff / (n_eff + shrinkage)
-            shifts[QUANTILE_COLUMNS[lo]], shifts[QUANTILE_COLUMNS[hi]] = -widening, widening
-        result.adjustments[horizon] = shifts
+        result.adjustments[horizon] = _conformal_shifts(group, n_eff, shrinkage)
+        if "segment" not in group.columns:
+            continue
+        for segment, rows in group.groupby("segment", sort=True):
+            segment_eff = effective_rows(rows["date"], rows["realized"], horizon)
+            if segment_eff >= min_rows:
+                result.segments.setdefault(horizon, {})[str(segment)] = _conformal_shifts(rows, segment_eff, shrinkage)
     return result
+
+
+def _conformal_shifts(rows: pd.DataFrame, n_eff: float, shrinkage: float) -> dict[str, float]:
+    """The shrunk split-conformal widening of each central interval on ``rows`` (see ``fit_recalibration``)."""
+    q = np.sort(rows[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
+    y = rows["realized"].to_numpy(dtype="float64")
+    n, spread = len(y), _spread(q)
+    shifts = dict.fromkeys(QUANTILE_COLUMNS, 0.0)
+    for lo in range(len(_LEVELS) // 2):
+        hi = len(_LEVELS) - 1 - lo
+        scores = np.maximum(q[:, lo] - y, y - q[:, hi]) / spread
+        level = min((_LEVELS[hi] - _LEVELS[lo]) * (n + 1) / n, 1.0)
+        widening = float(np.quantile(scores, level)) * n_eff / (n_eff + shrinkage)
+        shifts[QUANTILE_COLUMNS[lo]], shifts[QUANTILE_COLUMNS[hi]] = -widening, widening
+    return shifts
 
 
 def apply_recalibration(frame: pd.DataFrame, recalibration: Recalibration) -> pd.DataFrame:
@@ -179,7 +197,7 @@ def apply_recalibration(frame: pd.DataFrame, recalibration: Recalibration) -> pd
     Quantiles are sorted after the shift (a monotone rearrangement). ``mean``, ``std`` and ``p_up`` move
     with the quantiles: by the change in the mean, std ratio and P(up) of the piecewise-linear law of
     ``base.quantile_distribution`` before and after, so the mixture information they carry is kept.
-    Horizons without adjustments are returned unchanged.
+    Rows whose ``segment`` has shifts of its own take those. Horizons without adjustments are returned unchanged.
     """
     _require(frame, ("horizon", *DISTRIBUTION_COLUMNS), "the ensemble frame")
     out = frame.copy()
@@ -188,8 +206,12 @@ def apply_recalibration(frame: pd.DataFrame, recalibration: Recalibration) -> pd
         if not mask.any():
             continue
         q = np.sort(out.loc[mask, list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
-        shift = np.array([shifts[c] for c in QUANTILE_COLUMNS])
-        adjusted = np.sort(q + _spread(q)[:, None] * shift[None, :], axis=1)
+        shift = np.tile([shifts[c] for c in QUANTILE_COLUMNS], (len(q), 1))
+        if "segment" in out.columns:
+            segment = out.loc[mask, "segment"].astype(str).to_numpy()
+            for name, own in recalibration.segments.get(horizon, {}).items():
+                shift[segment == name] = [own[c] for c in QUANTILE_COLUMNS]
+        adjusted = np.sort(q + _spread(q)[:, None] * shift, axis=1)
         before, after = quantile_distribution(q), quantile_distribution(adjusted)
         out.loc[mask, list(QUANTILE_COLUMNS)] = adjusted
         out.loc[mask, "mean"] = out.loc[mask, "mean"].to_numpy() + (after["mean"] - before["mean"]).to_numpy()
@@ -299,13 +321,15 @@ def build_ensemble(
     shrinkage: float = DEFAULT_SHRINKAGE,
     min_rows: float = DEFAULT_MIN_ROWS,
     seed: int = 0,
+    segments: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
 
     ``current_preds``: every model's predictions for the current window. ``history_preds``: earlier
     windows' predictions with ``realized`` (and ``label_end``, rows with ``label_end >= as_of`` are
-    dropped). Per horizon: stacking weights, then recalibration and the confidence model, both learned
-    on the history's ensemble (built with the same weights). Returns per key the distribution columns,
+    dropped). ``segments`` maps a symbol to its asset class, for per-class recalibration. Per horizon:
+    stacking weights, then recalibration and the confidence model, both learned on the history's ensemble
+    (built with the same weights). Returns per key the distribution columns,
     ``confidence`` and (when present in ``current_preds``) ``realized`` and ``label_end``; and ``info``
     with weights, adjustments, history sizes and every fallback used.
     """
@@ -324,6 +348,9 @@ def build_ensemble(
     weights = {h: s.weights for h, s in stacks.items()}
     current = combine(current_preds, weights)
     past = _attach_realized(combine(history, weights), history)
+    if segments is not None:
+        current = current.assign(segment=current["symbol"].map(segments))
+        past = past.assign(segment=past["symbol"].map(segments))
     recal = fit_recalibration(past, shrinkage=shrinkage, min_rows=min_rows)
     current = apply_recalibration(current, recal)
     past = apply_recalibration(past, recal)
@@ -348,6 +375,7 @@ def build_ensemble(
             "crps_equal_weights": stack.crps_equal,
             "crps_stacked": stack.crps_stacked,
             "recalibration": recal.adjustments.get(h),
+            "recalibration_by_segment": recal.segments.get(h, {}),
             "recalibration_rows": recal.rows.get(h, 0),
             "confidence_method": model.method,
             "confidence_rows": model.rows,

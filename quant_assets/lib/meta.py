@@ -39,7 +39,9 @@ def load_window_predictions(warehouse: Warehouse, window_start: date) -> tuple[p
 def ensemble_window(warehouse: Warehouse, window_start: date) -> dict[str, object]:
     """Write the window's ensemble distributions and confidence, and its ``ensemble`` scores."""
     current, history = load_window_predictions(warehouse, window_start)
-    combined, info = build_ensemble(current, history, as_of=window_start)
+    classes = warehouse.query("SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY symbol")
+    combined, info = build_ensemble(current, history, as_of=window_start,
+                                    segments=dict(zip(classes["symbol"], classes["asset_class"])))
     outcomes = current.drop_duplicates(["symbol", "date", "horizon"])[["symbol", "date", "horizon", "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=["symbol", "date", "horizon"], how="left"

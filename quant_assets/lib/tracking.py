@@ -14,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock
 
 EXPERIMENT = "walk_forward"
+FOLD_TAGS = ("model", "window")
 
 
 def _configure(tracking_uri: str, artifact_root: Path):
@@ -43,6 +44,10 @@ def log_fold(
     """Log one fold as an MLflow run and return its run id.
 
     ``save_artifacts(folder)`` writes the fitted model files into ``folder``; they are logged under ``model/``.
+    A fold is named by its ``model`` and ``window`` tags: earlier live runs of the same fold (a window
+    materialized again) are deleted, MLflow's soft delete that hides them from the UI and from searches but
+    can be undone (``mlflow.restore_run``), so the experiment holds one live run per fold as the warehouse
+    holds one set of predictions.
     """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -56,7 +61,11 @@ def log_fold(
                 if finite:
                     mlflow.log_metrics(finite)
                 mlflow.log_artifacts(folder, artifact_path="model")
-                return run.info.run_id
+            fold = " and ".join(f"tags.{key} = '{tags[key]}'" for key in FOLD_TAGS)
+            for earlier in mlflow.search_runs([experiment_id], filter_string=fold, output_format="list"):
+                if earlier.info.run_id != run.info.run_id:
+                    mlflow.delete_run(earlier.info.run_id)
+            return run.info.run_id
 
 
 def _param(value: object) -> str:

@@ -250,13 +250,18 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     assert info["fallbacks"] == []
     again, _ = build_ensemble(current, history, as_of)
     pd.testing.assert_frame_equal(frame, again)
+    # Rows read back from the warehouse come in any order: the ensemble must not depend on it.
+    shuffled, _ = build_ensemble(current.sample(frac=1, random_state=1), history.sample(frac=1, random_state=2), as_of)
+    pd.testing.assert_frame_equal(frame, shuffled)
 
     cold, cold_info = build_ensemble(current, None, as_of)
     equal = {m: 1 / 3 for m in ("good", "climatology", "biased")}
     assert cold_info["horizons"]["1w"]["weights"] == pytest.approx(equal)
     assert len(cold_info["fallbacks"]) == 6 and sum(f.startswith("1w:") for f in cold_info["fallbacks"]) == 3
-    share = agreement_features(current, cold)["agreement"].to_numpy()
-    np.testing.assert_allclose(cold["confidence"], 0.5 + 0.5 * (2 * share - 1) * FALLBACK_SLOPE)
+    keys = ["window_start", "symbol", "date", "horizon"]
+    fallback = agreement_features(current, cold).merge(cold[[*keys, "confidence"]], on=keys)
+    assert len(fallback) == len(cold)
+    np.testing.assert_allclose(fallback["confidence"], 0.5 + 0.5 * (2 * fallback["agreement"] - 1) * FALLBACK_SLOPE)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_up'\]"):
         build_ensemble(current.drop(columns="p_up"), history, as_of)
 

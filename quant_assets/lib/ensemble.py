@@ -342,6 +342,10 @@ def build_ensemble(
         history_preds = current_preds.iloc[0:0].assign(realized=np.nan, label_end=pd.NaT)
     history = usable_history(history_preds, as_of)
     history = history[history["model"].isin(models) & history["horizon"].isin(horizons)]
+    # A canonical row order: the cross-fitted confidence folds follow it, and a warehouse query returns
+    # rows in whatever order they were written, so the same forecasts must give the same ensemble.
+    current_preds = current_preds.sort_values([*_keys(current_preds), "model"], ignore_index=True)
+    history = history.sort_values([*_keys(history), "model"], ignore_index=True)
 
     info: dict = {"as_of": str(pd.Timestamp(as_of).date()), "models": models, "horizons": {}, "fallbacks": []}
     stacks = {h: _stack(history, models, h, shrinkage, min_rows) for h in horizons}

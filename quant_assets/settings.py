@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     prices_file: Path | None = None
     onchain_file: Path | None = None
     history_start: date = date(2005, 1, 1)
+    # The clock: the last calendar day the system treats as reached (replay tests, back-dated runs).
+    # Unset, it follows the data: the sample's or a prices file's last date; today (UTC) for the network providers.
+    today: date | None = None
     seed: int = 7
 
     # Walk-forward: evaluation windows are Dagster partitions; the cadence is the re-training cadence.
@@ -97,6 +100,18 @@ class Settings(BaseSettings):
     def uses_files(self) -> bool:
         return self.provider == "file" or self.prices_file is not None
 
+    @property
+    def follows_wall_clock(self) -> bool:
+        """True when new days keep arriving (network providers, no fixed QUANT_TODAY)."""
+        return self.today is None and not self.uses_files and self.provider != "sample"
+
+    @property
+    def clock_today(self) -> date:
+        """The last calendar day the data can reach: QUANT_TODAY, else the data's last date, else UTC today."""
+        if self.today is not None:
+            return self.today
+        return _data_last_date(self) or datetime.now(timezone.utc).date()
+
 
 def _first_of_next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
@@ -115,17 +130,20 @@ def _last_file_date(path: Path, modified_ns: int) -> date | None:
     return past.max() if len(past) else None
 
 
-def _default_windows_end(settings: Settings) -> date:
-    """The month after the data's last date, so that the latest window holds it: the sample ends in December
-    2022; a prices file is read for its last date; the network providers run up to today."""
+def _data_last_date(settings: Settings) -> date | None:
+    """The sample's last date, a prices file's last date, or None when the data follows the wall clock."""
     if settings.prices_file is not None and settings.prices_file.exists():
         stat = settings.prices_file.stat()
-        last = _last_file_date(settings.prices_file.resolve(), stat.st_mtime_ns)
-        if last is not None:
-            return _first_of_next_month(last)
+        return _last_file_date(settings.prices_file.resolve(), stat.st_mtime_ns)
     if settings.provider == "sample" and settings.prices_file is None:
-        return _first_of_next_month(SAMPLE_LAST_DATE)
-    return _first_of_next_month(date.today())
+        return SAMPLE_LAST_DATE
+    return None
+
+
+def _default_windows_end(settings: Settings) -> date:
+    """The month after the clock's day, so that the latest window holds it: the sample ends in December
+    2022; a prices file is read for its last date; the network providers run up to today."""
+    return _first_of_next_month(settings.clock_today)
 
 
 def get_settings() -> Settings:

@@ -5,7 +5,7 @@ import dagster as dg
 from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import onchain_metrics, prices
-from quant_assets.defs.projections.assets import decision_backtest_asset, projections_and_allocations
+from quant_assets.defs.projections.assets import build_projection_defs
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
 from quant_assets.defs.walk_forward.partitions import window_partitions
@@ -25,7 +25,7 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
         assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
-                projections_and_allocations, decision_backtest_asset],
+                *build_projection_defs(settings)],
         asset_checks=[lookahead_check, *walk_forward_checks],
         jobs=jobs,
         resources={

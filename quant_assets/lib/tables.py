@@ -62,4 +62,10 @@ DDL: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS projections.backtest_summary (
             strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
             annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE)""",
+    "projections.scorecard": """
+        CREATE TABLE IF NOT EXISTS projections.scorecard (
+            as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL, weight DOUBLE,
+            p10 DOUBLE, p50 DOUBLE, p90 DOUBLE, p10_value DOUBLE, p50_value DOUBLE, p90_value DOUBLE,
+            horizon_end DATE, realized_log_return DOUBLE, realized_value DOUBLE, inside_band BOOLEAN,
+            PRIMARY KEY (as_of, symbol, horizon))""",
 }

@@ -120,7 +120,7 @@ def load_projection_inputs(warehouse: Warehouse, as_of: date) -> ProjectionInput
         latest = con.execute("SELECT max(date) FROM forecasts.ensemble WHERE window_start = ?", [window]).fetchone()[0]
         residuals = _residual_rows(con, as_of)
         prices = con.execute(
-            """SELECT symbol, asset_class, date AS price_date, close AS last_price FROM market.prices WHERE date <= ?
+            """SELECT symbol, asset_class, close AS last_price FROM market.prices WHERE date <= ?
                QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [as_of]).df()
     return ProjectionInputs(as_of, has_session, window, marginals, demeaned_returns(residuals), prices, latest)
 
@@ -178,8 +178,7 @@ def _allocation_rows(prices: pd.DataFrame, decision: Decision, half: dict[str, f
         expected = {f"expected_return_{h}": float(np.expm1(decision.scenarios.returns[h][:, i]).mean()) for h in HORIZON_LABELS}
         rows.append({"as_of": decision.as_of, "symbol": symbol, "asset_class": prices.loc[symbol, "asset_class"],
                      "confidence": float(confidence.get(symbol, np.nan)), "kelly_weight": decision.kelly[symbol],
-                     "half_kelly_weight": half[symbol], "last_price": float(prices.loc[symbol, "last_price"]),
-                     "price_date": pd.Timestamp(prices.loc[symbol, "price_date"]).date(), **expected})
+                     "half_kelly_weight": half[symbol], "last_price": float(prices.loc[symbol, "last_price"]), **expected})
     frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "confidence"], ascending=False, ignore_index=True)
     return frame.assign(rank=np.arange(1, len(frame) + 1))
 

@@ -55,28 +55,29 @@ GROUP BY ALL
 _BAD_AMOUNT = f"amount must be a positive finite number of dollars up to {MAX_AMOUNT:.0e}"
 
 
-def _projector_body(name: str, day: str, missing: str) -> str:
-    """The macro body over the trade plan of day ``day`` (an SQL expression); ``missing`` is the error message
-    (an SQL string expression) when that day holds no advice."""
+def _projector_body(name: str, plan_filter: str, missing: str) -> str:
+    """The macro body over the trade plan rows matching ``plan_filter`` (one as-of day); ``missing`` is the error
+    message (an SQL string expression) when no row matches. One filtered scan and one aggregate: a scalar
+    subquery (``max(as_of)``) or a window function here would cost several times the 5 ms budget."""
     return f"""
-WITH checked AS (
+WITH plan AS (SELECT * FROM projections.trade_plan t WHERE {plan_filter}),
+checked AS (
     SELECT CASE
         WHEN amount IS NULL OR NOT isfinite(CAST(amount AS DOUBLE)) OR CAST(amount AS DOUBLE) <= 0
             OR CAST(amount AS DOUBLE) > {MAX_AMOUNT:.0f}
         THEN error('{name}: {_BAD_AMOUNT}')
-        WHEN NOT EXISTS (SELECT 1 FROM projections.trade_plan p WHERE p.as_of = {day})
-        THEN error({missing})
-        ELSE CAST(amount AS DOUBLE) END AS amount
+        WHEN count(*) = 0 THEN error({missing})
+        ELSE CAST(amount AS DOUBLE) END AS amount,
+        -- Positions are rounded to the cent and cash takes the rest, so the lines add up to the amount exactly.
+        sum(CASE WHEN rank IS NOT NULL THEN round(CAST(amount AS DOUBLE) * weight, 2) END) AS invested
+    FROM plan
 ),
 sized AS (
-    -- Positions are rounded to the cent and cash takes the rest, so the lines add up to the amount exactly.
     SELECT t.*, c.amount, CASE t.line
-        WHEN {_CASH_LINE} THEN round(c.amount - coalesce(
-            sum(CASE WHEN t.rank IS NOT NULL THEN round(c.amount * t.weight, 2) END) OVER (), 0.0), 2)
+        WHEN {_CASH_LINE} THEN round(c.amount - coalesce(c.invested, 0.0), 2)
         WHEN {_TOTAL_LINE} THEN round(c.amount, 2)
         ELSE round(c.amount * t.weight, 2) END AS dollars
-    FROM projections.trade_plan t, checked c
-    WHERE t.as_of = {day}
+    FROM plan t, checked c
 )
 SELECT rank, symbol, asset_class, side, round(confidence, 4) AS confidence,
     CASE line WHEN {_CASH_LINE} THEN round(dollars / amount, 4) ELSE round(weight, 4) END AS weight,
@@ -90,11 +91,11 @@ ORDER BY line
 # projector_at(amount, as_of) raises "projector_at: no advice stored for as_of …" for a day without advice
 # (a day with no completed session, or not materialized), rather than returning an empty table.
 PROJECTOR_AT_MACRO = "CREATE OR REPLACE MACRO projector_at(amount, as_of) AS TABLE" + _projector_body(
-    "projector_at", "CAST(as_of AS DATE)",
+    "projector_at", "t.as_of = CAST(as_of AS DATE)",
     "'projector_at: no advice stored for as_of ' || coalesce(CAST(as_of AS VARCHAR), 'NULL') || "
     "'; materialize the projections partition of that day (SELECT DISTINCT as_of FROM projections.trade_plan lists the days)'")
 PROJECTOR_MACRO = "CREATE OR REPLACE MACRO projector(amount) AS TABLE" + _projector_body(
-    "projector", "(SELECT max(as_of) FROM projections.trade_plan)",
+    "projector", "t.is_latest",
     "'projector: no advice stored yet; materialize the projections partition of a day'")
 
 
@@ -129,7 +130,10 @@ def install_projector(con, as_of) -> None:
     kept) and create (or replace) the ``projector`` and ``projector_at`` macros, in the caller's transaction."""
     con.execute("CREATE SCHEMA IF NOT EXISTS projections")
     con.execute(f"CREATE TABLE IF NOT EXISTS projections.trade_plan AS {TRADE_PLAN_SELECT} LIMIT 0", {"as_of": as_of})
+    # is_latest marks the newest day's lines, so that projector(amount) is a plain filtered scan.
+    con.execute("ALTER TABLE projections.trade_plan ADD COLUMN IF NOT EXISTS is_latest BOOLEAN")
     con.execute("DELETE FROM projections.trade_plan WHERE as_of = ?", [as_of])
     con.execute(f"INSERT INTO projections.trade_plan BY NAME {TRADE_PLAN_SELECT}", {"as_of": as_of})
+    con.execute("UPDATE projections.trade_plan SET is_latest = (as_of = (SELECT max(as_of) FROM projections.trade_plan))")
     con.execute(PROJECTOR_AT_MACRO)
     con.execute(PROJECTOR_MACRO)

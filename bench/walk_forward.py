@@ -478,6 +478,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per set-up in part 2 (median)")
     parser.add_argument("--home", type=Path, help="use this QUANT_HOME's warehouse instead of building a fresh one")
     parser.add_argument("--skip-models", action="store_true", help="skip part 1")
+    parser.add_argument("--skip-mlforecast", action="store_true", help="skip part 2")
     args = parser.parse_args()
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
@@ -507,10 +508,12 @@ def main() -> int:
             print(f"\n1. run_fold per model and window (fit on purged rows + predict window and context + score, "
                   f"all four horizons; {len(windows)} windows)")
             ok = time_models(warehouse, all_plans, names, settings.seed)
-        print(f"\n2. LightGBM walk-forward: ours against mlforecast cross_validation ({HORIZON}, equities)")
-        ratio = compare_mlforecast(warehouse, all_plans, settings.seed, args.repeats)
+        if not args.skip_mlforecast:
+            print(f"\n2. LightGBM walk-forward: ours against mlforecast cross_validation ({HORIZON}, equities)")
+            ratio = compare_mlforecast(warehouse, all_plans, settings.seed, args.repeats)
     print(f"\n{load_note()}")
-    print(f"ours/mlforecast time ratio = {ratio:.2f} (goal <= 1)  [7 quantile boosters, like-for-like purged set-up]")
+    if not args.skip_mlforecast:
+        print(f"ours/mlforecast time ratio = {ratio:.2f} (goal <= 1)  [7 quantile boosters, like-for-like purged set-up]")
     return 0 if ok else 1
 
 

@@ -15,7 +15,7 @@ from quant_assets.lib.walkforward import plan_window
 from quant_assets.lib.warehouse import Warehouse
 
 SYMBOLS = {"AAA": "equity", "BBB": "equity", "CCC": "equity", "DDD": "equity", "XBT": "crypto"}
-MODELS = ("ridge", "baseline")
+MODELS = ("ridge", "baseline")  # the ensemble adds the baseline reference itself
 W1, W2, W3 = date(2021, 1, 1), date(2021, 2, 1), date(2021, 3, 1)
 
 

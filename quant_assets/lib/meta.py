@@ -7,8 +7,8 @@ from datetime import date
 
 import pandas as pd
 
-from quant_assets.lib.ensemble import build_ensemble
-from quant_assets.lib.models import MODEL_NAMES
+from quant_assets.lib.ensemble import SIZING_COLUMNS, build_ensemble
+from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.report import markdown_table
 from quant_assets.lib.outcomes import ENSEMBLE, predictions_with_outcomes, refresh_outcomes
@@ -18,10 +18,10 @@ from quant_assets.lib.warehouse import Warehouse, replace_in
 
 def load_window_predictions(warehouse: Warehouse, window_start: date,
                             models: Sequence[str] = MODEL_NAMES) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The models' predictions for the window, and earlier windows' predictions whose labels exist and
+    """The models' (and the random-walk reference's) predictions for the window, and earlier windows' predictions whose labels exist and
     ended before this window started (the only outcomes the ensemble may learn from), both with their
     outcomes joined from ``labels.forward_returns`` as they stand now."""
-    models = list(models)
+    models = [*models, *([BASELINE] if BASELINE not in models else [])]
     with warehouse.reader() as con:
         current = predictions_with_outcomes(con, models=models, window_start=window_start)
         history = predictions_with_outcomes(con, models=models, before_window=window_start, known_before=window_start)
@@ -38,13 +38,14 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
         refreshed = refresh_outcomes(con)
     current, history = load_window_predictions(warehouse, window_start, models)
     classes = warehouse.query("SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY symbol")
-    combined, info = build_ensemble(current, history, as_of=window_start,
+    combined, info = build_ensemble(current, history, as_of=window_start, reference=BASELINE,
                                     segments=dict(zip(classes["symbol"], classes["asset_class"])))
     outcomes = current.drop_duplicates(["symbol", "date", "horizon"])[["symbol", "date", "horizon", "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=["symbol", "date", "horizon"], how="left"
     ).assign(window_start=window_start)
-    frame = frame[["window_start", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "confidence", "realized", "label_end"]]
+    frame = frame[["window_start", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "confidence", *SIZING_COLUMNS,
+                   "realized", "label_end"]]
     scores = score_predictions(frame.assign(model=ENSEMBLE)).assign(window_start=window_start)
     with warehouse.writer() as con:
         replace_in(con, "forecasts.ensemble", frame, {"window_start": window_start})

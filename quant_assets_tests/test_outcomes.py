@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.lib.decisions import SizingPolicy, decision_backtest
 from quant_assets.lib.meta import ensemble_window, load_window_predictions
 from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.outcomes import refresh_outcomes
@@ -14,7 +15,7 @@ from quant_assets.lib.training import load_panel, panel_span, run_fold, store_fo
 from quant_assets.lib.walkforward import plan_window
 from quant_assets.lib.warehouse import Warehouse
 
-SYMBOLS = {"AAA": "equity", "BBB": "equity", "CCC": "equity", "DDD": "equity", "XBT": "crypto"}
+SYMBOLS = {"SP500": "equity", "BBB": "equity", "CCC": "equity", "DDD": "equity", "XBT": "crypto"}
 MODELS = ("ridge", "baseline")  # the ensemble adds the baseline reference itself
 W1, W2, W3 = date(2021, 1, 1), date(2021, 2, 1), date(2021, 3, 1)
 
@@ -57,8 +58,12 @@ def write_labels(warehouse: Warehouse, labels: pd.DataFrame) -> None:
 
 
 def fit(warehouse: Warehouse, window_start: date, window_end: date) -> None:
-    """What a fit asset does for each model (without MLflow): plan, fit on purged rows, store."""
+    """What the plan and fit assets do for each model (without MLflow): plan, fit on purged rows, store."""
     plans = plan_window(window_start, window_end, embargo_days=5, train_years=2)
+    warehouse.replace("forecasts.plans", pd.DataFrame(
+        [{"window_start": p.window_start, "window_end": p.window_end, "horizon": p.horizon, "train_start": p.train_start,
+          "train_label_end_before": p.train_end, "embargo_days": p.embargo_days, "mode": p.mode} for p in plans]),
+        where={"window_start": window_start})
     panel = load_panel(warehouse, *panel_span(plans))
     for model in MODELS:
         store_fold(warehouse, run_fold(model, plans, panel, seed=0))
@@ -136,3 +141,26 @@ def test_refresh_is_idempotent_and_follows_revised_labels(warehouse):
     stored = warehouse.query("SELECT p.realized, l.fwd_1w FROM forecasts.predictions p JOIN labels.forward_returns l "
                              "USING (symbol, date) WHERE p.horizon = '1w'")
     np.testing.assert_allclose(stored["realized"], stored["fwd_1w"])
+
+
+def test_the_decision_backtest_holds_from_decision_to_decision_and_reports_a_gap(warehouse):
+    write_labels(warehouse, warehouse.labels_all)
+    windows = [W1, W2, W3, date(2021, 5, 1)]  # April is not backfilled: a gap
+    for start in windows:
+        end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+        fit(warehouse, start, end)
+        ensemble_window(warehouse, start, models=MODELS)
+    summary = decision_backtest(warehouse, SizingPolicy(horizon="3m", n_scenarios=2000), 12.0, 10.0)
+    periods = warehouse.query("SELECT * FROM projections.backtest WHERE strategy = 'sp500_buy_hold' ORDER BY window_start")
+    assert periods["status"].tolist() == ["complete", "complete", "before_gap", "complete"]
+    assert summary["gaps"] == 1 and summary["sizing_horizon"] == "3m" and summary["benchmark"] == "sp500_buy_hold"
+    # Held from one decision to the next: each period ends where the next begins, except across the gap.
+    assert (periods["period_end"].iloc[:2].to_numpy() == periods["period_start"].iloc[1:3].to_numpy()).all()
+    assert periods["gap_days_after"].tolist() == [0, 0, 30, 0]
+    closes = warehouse.prices[warehouse.prices["symbol"] == "SP500"].set_index("date")["close"]
+    first = periods.iloc[0]
+    expected = closes.asof(first["period_end"]) / closes.asof(first["period_start"]) - 1
+    assert first["period_return"] == pytest.approx((1 - 10e-4) * (1 + expected) - 1)
+    table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
+    assert set(table["strategy"]) == {"half_kelly", "full_kelly", "equal_weight", "sp500_buy_hold"}
+    assert (table["periods"] == 4).all() and table["years_held"].iloc[0] < (date(2021, 6, 1) - W1).days / 365.25

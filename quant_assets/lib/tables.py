@@ -58,9 +58,11 @@ DDL: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS projections.backtest (
             strategy VARCHAR NOT NULL, window_start DATE NOT NULL, period_return DOUBLE, log_growth DOUBLE,
             turnover DOUBLE, cumulative_log_growth DOUBLE,
+            period_start DATE, period_end DATE, status VARCHAR, gap_days_after INTEGER,
             PRIMARY KEY (strategy, window_start))""",
     "projections.backtest_summary": """
         CREATE TABLE IF NOT EXISTS projections.backtest_summary (
             strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
-            annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE)""",
+            annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE,
+            years_held DOUBLE, gaps INTEGER, gap_days INTEGER, in_progress_return DOUBLE)""",
 }

@@ -44,7 +44,7 @@ from walk_forward import build_warehouse, load_note, parse_windows  # noqa: E402
 from quant_assets.lib.models import BASELINE, MODEL_NAMES  # noqa: E402
 from quant_assets.lib.models.base import HORIZON_BY_LABEL, HORIZONS, QUANTILE_COLUMNS  # noqa: E402
 from quant_assets.lib.outcomes import OUTCOMES_SQL  # noqa: E402
-from quant_assets.lib.scoring import crps_quantiles  # noqa: E402
+from quant_assets.lib.scoring import crps_quantiles, newey_west_t  # noqa: E402
 from quant_assets.lib.warehouse import Warehouse  # noqa: E402
 
 GOAL_COVERAGE = (0.75, 0.85)
@@ -105,21 +105,6 @@ def ensembles(home: Path, windows) -> float:
 
 
 # ---------------------------------------------------------------- figures
-
-
-def newey_west_t(series: np.ndarray, lags: int) -> float:
-    """t-statistic of the mean of ``series`` with a Newey-West (Bartlett) HAC standard error."""
-    x = np.asarray(series, dtype="float64")
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n < 3:
-        return float("nan")
-    d = x - x.mean()
-    lags = int(min(lags, n - 1))
-    variance = d @ d / n
-    for k in range(1, lags + 1):
-        variance += 2.0 * (1.0 - k / (lags + 1.0)) * (d[k:] @ d[:-k]) / n
-    return float(x.mean() / np.sqrt(variance / n)) if variance > 0 else float("nan")
 
 
 def rank_ic_series(frame: pd.DataFrame) -> pd.Series:

@@ -10,7 +10,7 @@ import pytest
 from quant_assets.lib.decisions import SizingPolicy, decision_backtest
 from quant_assets.lib.meta import ensemble_window, load_window_predictions
 from quant_assets.lib.models.base import HORIZONS
-from quant_assets.lib.outcomes import refresh_outcomes
+from quant_assets.lib.outcomes import ensure_columns, refresh_outcomes
 from quant_assets.lib.training import load_panel, panel_span, run_fold, store_fold
 from quant_assets.lib.walkforward import plan_window
 from quant_assets.lib.warehouse import Warehouse
@@ -164,3 +164,16 @@ def test_the_decision_backtest_holds_from_decision_to_decision_and_reports_a_gap
     table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
     assert set(table["strategy"]) == {"half_kelly", "full_kelly", "equal_weight", "sp500_buy_hold"}
     assert (table["periods"] == 4).all() and table["years_held"].iloc[0] < (date(2021, 6, 1) - W1).days / 365.25
+
+
+def test_a_warehouse_from_before_the_sizing_columns_keeps_its_rows_and_takes_them(warehouse):
+    with warehouse.writer() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS forecasts")
+        con.execute("CREATE TABLE forecasts.ensemble (window_start DATE NOT NULL, symbol VARCHAR NOT NULL, "
+                    "date DATE NOT NULL, horizon VARCHAR NOT NULL, mean DOUBLE, confidence DOUBLE)")
+        con.execute("INSERT INTO forecasts.ensemble VALUES ('2020-01-01', 'SP500', '2020-01-02', '1m', 0.01, 0.6)")
+    with warehouse.writer() as con:
+        ensure_columns(con, "forecasts.ensemble", {"sizing_mean": "DOUBLE", "beats_reference": "BOOLEAN"})
+        ensure_columns(con, "forecasts.ensemble", {"sizing_mean": "DOUBLE"})
+    rows = warehouse.query("SELECT * FROM forecasts.ensemble")
+    assert len(rows) == 1 and rows["mean"][0] == 0.01 and {"sizing_mean", "beats_reference"} <= set(rows.columns)

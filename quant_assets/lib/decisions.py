@@ -12,6 +12,7 @@ from quant_assets.lib.backtest import held_backtest
 from quant_assets.lib.kelly import cap_binding_share, half_kelly, scenario_kelly, shrink_expected_returns
 from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS
 from quant_assets.lib.montecarlo import Scenarios, bands, fan_chart_png, simulate
+from quant_assets.lib.outcomes import ensure_columns
 from quant_assets.lib.projector import install_projector
 from quant_assets.lib.report import markdown_table
 from quant_assets.lib.warehouse import Warehouse, replace_in
@@ -216,6 +217,10 @@ def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_ye
     table, summary = held_backtest(asset_returns, {k: pd.DataFrame(v, index=index) for k, v in weights.items()},
                                    info, periods_per_year=periods_per_year, cost_bp=cost_bp)
     with warehouse.writer() as con:
+        ensure_columns(con, "projections.backtest", {"period_start": "DATE", "period_end": "DATE", "status": "VARCHAR",
+                                                     "gap_days_after": "INTEGER"})
+        ensure_columns(con, "projections.backtest_summary", {"years_held": "DOUBLE", "gaps": "INTEGER",
+                                                             "gap_days": "INTEGER", "in_progress_return": "DOUBLE"})
         replace_in(con, "projections.backtest", table, None)
         replace_in(con, "projections.backtest_summary", summary, None)
     binding = np.asarray(cap_binding, dtype="float64")

@@ -11,7 +11,7 @@ from quant_assets.lib.ensemble import SIZING_COLUMNS, build_ensemble
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.report import markdown_table
-from quant_assets.lib.outcomes import ENSEMBLE, predictions_with_outcomes, refresh_outcomes
+from quant_assets.lib.outcomes import ENSEMBLE, ensure_columns, predictions_with_outcomes, refresh_outcomes
 from quant_assets.lib.scoring import score_predictions
 from quant_assets.lib.warehouse import Warehouse, replace_in
 
@@ -48,6 +48,8 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
                    "realized", "label_end"]]
     scores = score_predictions(frame.assign(model=ENSEMBLE)).assign(window_start=window_start)
     with warehouse.writer() as con:
+        ensure_columns(con, "forecasts.ensemble", {"sizing_mean": "DOUBLE", "mean_uncertainty": "DOUBLE",
+                                                   "beats_reference": "BOOLEAN"})
         replace_in(con, "forecasts.ensemble", frame, {"window_start": window_start})
         replace_in(con, "forecasts.scores", scores, {"window_start": window_start, "model": ENSEMBLE})
     return {

@@ -18,7 +18,7 @@ import pandas as pd
 
 from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.scoring import score_predictions
-from quant_assets.lib.warehouse import replace_in
+from quant_assets.lib.warehouse import ensure_table, replace_in
 
 ENSEMBLE = "ensemble"
 # One row per (symbol, date, horizon) with the label's value and the date it is realized on.
@@ -105,6 +105,14 @@ def rescore(con: duckdb.DuckDBPyConnection, window_start: date, model: str) -> p
     scores = score_predictions(frame).assign(window_start=window_start)
     replace_in(con, "forecasts.scores", scores, {"window_start": window_start, "model": model})
     return scores
+
+
+def ensure_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> None:
+    """Create ``table`` from its DDL if missing and add any of ``columns`` (name -> SQL type) it lacks, so a
+    warehouse written before a column joined the contract keeps its rows and accepts the new ones."""
+    ensure_table(con, table)
+    for name, sql_type in columns.items():
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -342,3 +342,13 @@ def test_the_reference_is_the_cold_start_implausible_members_are_dropped_and_a_l
     frame, _ = build_ensemble(two, None, as_of, reference="baseline")
     spread = frame.assign(s=frame["q90"] - frame["q10"]).pivot_table(index=["symbol", "date"], columns="horizon", values="s")
     assert (spread["1m"] >= spread["1w"] - 1e-12).all()
+
+
+def test_a_horizon_without_history_borrows_the_shorter_horizons_widening_never_a_narrowing():
+    narrow = history_windows(13, n_windows=2, n_dates=300, models=("overconfident",))
+    recal = fit_recalibration(narrow, horizons=["1w", "1m", "1y"])
+    assert recal.borrowed == {"1m": "1w", "1y": "1w"}  # from a horizon with history of its own
+    assert recal.adjustments["1m"] == recal.adjustments["1w"] and recal.adjustments["1w"]["q90"] > 0
+    wide = history_windows(14, n_windows=2, n_dates=300, models=("underconfident",))
+    shrink = fit_recalibration(wide, horizons=["1w", "1m"])
+    assert shrink.adjustments["1w"]["q90"] < 0 and all(v == 0.0 for v in shrink.adjustments["1m"].values())

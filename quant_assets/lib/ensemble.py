@@ -141,9 +141,11 @@ class Recalibration:
     rows: dict[str, int] = field(default_factory=dict)
     fallback: dict[str, str] = field(default_factory=dict)  # horizon -> why it is left unadjusted
     segments: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    borrowed: dict[str, str] = field(default_factory=dict)  # horizon -> the shorter horizon whose widening it took
 
 
-def fit_recalibration(history_combined: pd.DataFrame, *, min_rows: float = RECALIBRATION_MIN_ROWS) -> Recalibration:
+def fit_recalibration(history_combined: pd.DataFrame, *, min_rows: float = RECALIBRATION_MIN_ROWS,
+                      horizons=None) -> Recalibration:
     """Learn per horizon and central interval ``[q_lo, q_hi]`` the symmetric widening ``E`` making
     ``[q_lo - E s, q_hi + E s]`` cover its nominal share (conformalized quantile regression, Romano et al.).
 
@@ -178,6 +180,18 @@ def fit_recalibration(history_combined: pd.DataFrame, *, min_rows: float = RECAL
             segment_eff = effective_rows(rows["date"], rows["realized"], horizon)
             if segment_eff >= min_rows:
                 result.segments.setdefault(horizon, {})[str(segment)] = _conformal_shifts(rows, segment_eff)
+    ordered = sorted(set(horizons or []) | set(result.rows), key=_horizon_order)
+    for i, horizon in enumerate(ordered):
+        if horizon in result.adjustments:
+            continue
+        result.fallback.setdefault(horizon, "no realized history")
+        donor = next((h for h in reversed(ordered[:i]) if h in result.adjustments and h not in result.borrowed), None)
+        if donor is not None:
+            shifts = result.adjustments[donor]
+            lower = len(QUANTILE_COLUMNS) // 2  # q05, q10, q25 move down, q75, q90, q95 up, the median stays
+            result.adjustments[horizon] = {c: min(shifts[c], 0.0) if j < lower else max(shifts[c], 0.0)
+                                           for j, c in enumerate(QUANTILE_COLUMNS)}
+            result.borrowed[horizon] = donor
     return result
 
 
@@ -427,7 +441,7 @@ def build_ensemble(
     if segments is not None:
         current = current.assign(segment=current["symbol"].map(segments))
         past = past.assign(segment=past["symbol"].map(segments))
-    recal = fit_recalibration(past)
+    recal = fit_recalibration(past, horizons=horizons)
     current, widened_current = widen_with_horizon(apply_recalibration(current, recal))
     past = apply_recalibration(past, recal)
 
@@ -468,6 +482,7 @@ def build_ensemble(
             "recalibration": recal.adjustments.get(h),
             "recalibration_by_segment": recal.segments.get(h, {}),
             "recalibration_rows": recal.rows.get(h, 0),
+            "recalibration_borrowed_from": recal.borrowed.get(h),
             "confidence_method": method,
             "confidence_rows": model.rows,
             "confidence_evaluation": evaluation,
@@ -478,7 +493,10 @@ def build_ensemble(
         if stack.fallback:
             start = "the reference" if reference else "equal weights"
             info["fallbacks"].append(f"{h}: {start} ({stack.fallback})")
-        if h not in recal.adjustments:
+        if h in recal.borrowed:
+            info["fallbacks"].append(f"{h}: recalibration widening borrowed from {recal.borrowed[h]} "
+                                     f"({recal.fallback[h]})")
+        elif h not in recal.adjustments:
             reason = recal.fallback.get(h, "no realized history")
             info["fallbacks"].append(f"{h}: no recalibration ({reason})")
         if used_fallback:

@@ -548,8 +548,9 @@ def implausible_members(preds: pd.DataFrame, reference: str, *, bounds=SPREAD_BO
 
 
 def widen_with_horizon(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Make each (symbol, date)'s P10-P90 spread non-decreasing in the horizon (HORIZONS order), widening a
-    shorter-horizon-beating narrower band around its median; returns the frame and rows widened per horizon."""
+    """Make each (symbol, date)'s P10-P90 spread non-decreasing in the horizon (HORIZONS order): a band narrower
+    than a shorter horizon's is stretched around its median (mean and p_up follow, as in
+    ``apply_recalibration``); returns the frame and the rows widened per horizon."""
     out = frame.copy()
     widened: dict[str, int] = {}
     base = [c for c in _keys(out) if c != "horizon"]
@@ -565,8 +566,13 @@ def widen_with_horizon(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int
             if np.any(scale > 1.0):
                 q = out.loc[mask, list(QUANTILE_COLUMNS)].to_numpy(dtype="float64")
                 median = q[:, [3]]
-                out.loc[mask, list(QUANTILE_COLUMNS)] = median + (q - median) * scale[:, None]
+                wider = median + (q - median) * scale[:, None]
+                before, after = quantile_distribution(q), quantile_distribution(wider)
+                out.loc[mask, list(QUANTILE_COLUMNS)] = wider
                 out.loc[mask, "std"] = out.loc[mask, "std"].to_numpy() * scale
+                out.loc[mask, "mean"] = out.loc[mask, "mean"].to_numpy() + (after["mean"] - before["mean"]).to_numpy()
+                p_up = out.loc[mask, "p_up"].to_numpy() + (after["p_up"] - before["p_up"]).to_numpy()
+                out.loc[mask, "p_up"] = np.clip(p_up, 0.0, 1.0)
                 widened[h] = int(np.sum(scale > 1.0))
                 now = now * scale
         floor = now if floor is None else np.maximum(now, floor.reindex(now.index).fillna(-np.inf))

@@ -20,6 +20,9 @@ from filelock import FileLock
 
 from quant_assets.lib.tables import DDL
 
+# A new warehouse file is written in the storage format of DuckDB 1.4 (the LTS release), which the file keeps
+# for its life: the DuckDB CLI, DBeaver's driver and older Python clients can then open what DuckDB 2 wrote.
+STORAGE_COMPATIBILITY_VERSION = "v1.4.0"
 _BUSY_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another process")
 
 
@@ -42,6 +45,8 @@ class Warehouse:
         self.lock = FileLock(str(self.path) + ".lock", timeout=wait_seconds)
 
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if not read_only and not self.path.exists():
+            create_compatible(self.path)
         deadline = time.monotonic() + self.wait_seconds
         delay = 0.005
         while True:
@@ -117,6 +122,11 @@ class Warehouse:
         """
         with self.writer() as con:
             return replace_in(con, table, frame, where)
+
+
+def create_compatible(path: Path) -> None:
+    """Create an empty DuckDB file at ``path`` in the storage format of ``STORAGE_COMPATIBILITY_VERSION``."""
+    duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY_VERSION}).close()
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, table: str, like: str | None = None) -> None:

@@ -212,7 +212,7 @@ class LivePrices:
         except _WaitTooLong as wait:
             self._limits[source].cool_down(wait.seconds)
             return self._failed(source, last, f"{source} is rate limiting (asked to wait {wait.seconds:.0f}s)")
-        except (ProviderError, httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        except (ProviderError, httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
             return self._failed(source, last, f"{source} failed: {type(error).__name__}: {error}")
         self.last_error.pop(source, None)
         age = (self._clock() - stamp).total_seconds()
@@ -236,8 +236,11 @@ class LivePrices:
     def _polygon(self, symbol: str) -> tuple[float, datetime]:
         body = self._get("polygon", f"{self._urls['polygon']}/v2/snapshot/locale/us/markets/stocks/tickers/{symbol}",
                          {"apiKey": self._polygon_key}, symbol)
-        ticker = body["ticker"]
-        trade, minute, day, previous = (ticker.get(k) or {} for k in ("lastTrade", "min", "day", "prevDay"))
+        ticker = body.get("ticker") if isinstance(body, dict) else None
+        if not isinstance(ticker, dict):
+            raise ValueError("the snapshot has no ticker object")
+        trade, minute, day, previous = (ticker.get(k) if isinstance(ticker.get(k), dict) else {}
+                                        for k in ("lastTrade", "min", "day", "prevDay"))
         for price, stamp_ns in ((trade.get("p"), trade.get("t")), (minute.get("c"), _ms_to_ns(minute.get("t"))),
                                 (day.get("c"), ticker.get("updated")), (previous.get("c"), None)):
             if is_number(price) and price > 0:
@@ -249,6 +252,8 @@ class LivePrices:
 
     def _coinbase(self, symbol: str) -> tuple[float, datetime]:
         body = self._get("coinbase", f"{self._urls['coinbase']}/products/{symbol}-USD/ticker", None, symbol)
+        if not isinstance(body, dict):
+            raise ValueError("the ticker is not a JSON object")
         price = float(body["price"])
         if not price > 0 or price == float("inf"):
             raise ValueError(f"the ticker's price {body['price']!r} is not a positive number")

@@ -62,22 +62,31 @@ def _ensemble(prices: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFr
 
 
 def build_surface_warehouse(path) -> Warehouse:
-    """Prices, features' daily returns, plans, a synthetic ensemble, then the real projections and backtest."""
+    """Prices and the features' daily returns, then a synthetic ensemble with the real projections and backtest."""
     warehouse = Warehouse(path)
-    prices = _prices()
+    with warehouse.writer() as con:
+        replace_in(con, "market.prices", _prices(), None)
+        con.execute("CREATE SCHEMA IF NOT EXISTS features")
+        con.execute("""CREATE OR REPLACE TABLE features.features AS SELECT symbol, date,
+                       ln(close / lag(close) OVER (PARTITION BY symbol ORDER BY date)) AS ret_1d FROM market.prices""")
+    add_forecasts_and_projections(warehouse)
+    return warehouse
+
+
+def add_forecasts_and_projections(warehouse: Warehouse) -> None:
+    """Plans and a synthetic ensemble (with a few models' predictions) over the warehouse's prices of ``SYMBOLS``,
+    then the real ``project_and_allocate`` and ``decision_backtest``."""
+    prices = warehouse.query("SELECT symbol, date, close FROM market.prices WHERE symbol IN (SELECT unnest(?::VARCHAR[]))",
+                             [list(SYMBOLS)])
+    prices["date"] = prices["date"].dt.date
     ensemble, predictions = _ensemble(prices, np.random.default_rng(11))
     plans = pd.DataFrame([{"window_start": s, "window_end": WINDOWS[i + 1] if i + 1 < len(WINDOWS) else date(2023, 1, 1),
                            "horizon": h.label, "train_label_end_before": s, "embargo_days": 5, "mode": "rolling"}
                           for i, s in enumerate(WINDOWS) for h in HORIZONS])
     with warehouse.writer() as con:
-        replace_in(con, "market.prices", prices, None)
-        con.execute("CREATE SCHEMA IF NOT EXISTS features")
-        con.execute("""CREATE OR REPLACE TABLE features.features AS SELECT symbol, date,
-                       ln(close / lag(close) OVER (PARTITION BY symbol ORDER BY date)) AS ret_1d FROM market.prices""")
         replace_in(con, "forecasts.plans", plans, None)
         replace_in(con, "forecasts.ensemble", ensemble, None)
         replace_in(con, "forecasts.predictions", predictions, None)
     policy = SizingPolicy(n_scenarios=2000)
     project_and_allocate(warehouse, policy)
     decision_backtest(warehouse, policy, 12.0, 10.0)
-    return warehouse

@@ -206,14 +206,15 @@ def test_reads_answer_while_a_writer_holds_the_warehouse(home):
             str(path)], stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline().strip() == "held"
-            response = client.get("/api/projector", params={"amount": 2500})
-            fresh = client.get("/api/projector", params={"amount": 777})
+            response = client.get("/api/projector", params={"amount": 777})
+            backtest = client.get("/api/backtest")
         finally:
             holder.wait(timeout=30)
     assert response.status_code == 200
     assert response.json()["freshness"]["served_from_cache"] is True
     assert "pipeline is writing" in response.json()["freshness"]["note"]
-    assert fresh.status_code == 503 and "try again" in fresh.json()["detail"]
+    assert round(sum(line["dollars"] for line in response.json()["lines"][:-1]), 2) == 777
+    assert backtest.status_code == 503 and "try again" in backtest.json()["detail"]
 
 
 def test_the_readme_duckdb_line_works(home):

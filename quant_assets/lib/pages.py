@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 
 from quant_assets.lib.live import LastClose, Quote
 from quant_assets.lib.models.base import HORIZONS
-from quant_assets.lib.projector import HORIZON_LABELS, MAX_AMOUNT
+from quant_assets.lib.projector import HORIZON_LABELS, MAX_AMOUNT, PROJECTOR_MACRO
 
 MAX_SHARES = 1e9
 MAX_NOTE = 500
@@ -90,6 +90,21 @@ def projector_rows(con, amount: float, as_of: date | None) -> tuple[date, list[d
     if not rows:
         raise NotFound(f"no projection as of {as_of}; the advice ledger holds none for that day")
     return as_of, rows
+
+
+def projector_snapshot(con):
+    """An in-memory DuckDB holding a copy of ``projections.trade_plan`` and the same ``projector`` macro: it answers
+    any amount in a millisecond and keeps answering while the pipeline holds the warehouse file."""
+    import duckdb
+
+    memory = duckdb.connect(":memory:")
+    if _has_macro(con, "projector"):
+        memory.register("plan", con.execute("SELECT * FROM projections.trade_plan").df())
+        memory.execute("CREATE SCHEMA projections")
+        memory.execute("CREATE TABLE projections.trade_plan AS SELECT * FROM plan")
+        memory.unregister("plan")
+        memory.execute(PROJECTOR_MACRO)
+    return memory
 
 
 def overlay_projector(rows: list[dict], quotes: dict[str, Quote]) -> list[dict]:

@@ -24,8 +24,16 @@ def projector(
     pages.check_amount(amount)
     if as_of is not None and as_of > dt.date.today():
         raise pages.BadInput(f"as_of {as_of} is in the future")
-    read = state.read(("projector", amount, as_of), lambda con: pages.projector_rows(con, amount, as_of))
-    day, rows = read.value
+    if as_of is None:
+        read = state.read(("projector snapshot",), pages.projector_snapshot)
+        cursor = read.value.cursor()
+        try:
+            day, rows = pages.projector_rows(cursor, amount, None)
+        finally:
+            cursor.close()
+    else:
+        read = state.read(("projector", amount, as_of), lambda con: pages.projector_rows(con, amount, as_of))
+        day, rows = read.value
     quotes = state.live.quotes(r["symbol"] for r in rows if r["rank"] is not None)
     closes = state.last_closes(quotes)
     return {

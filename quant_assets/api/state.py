@@ -81,10 +81,6 @@ class ApiState:
             self._answers[key] = (stamp, result)
         return result
 
-    def forget(self) -> None:
-        with self._lock:
-            self._answers.clear()
-
     def last_closes(self, symbols: Iterable[str]) -> dict[str, LastClose]:
         known = self.read(("known",), pages.known_symbols).value
         return {s: known[s] for s in symbols if s in known}

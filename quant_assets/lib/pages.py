@@ -75,18 +75,26 @@ def freshness(con) -> dict[str, object]:
 
 def projector_rows(con, amount: float, as_of: date | None) -> tuple[date, list[dict]]:
     """The rows of ``projector(amount)`` (or ``projector_at(amount, as_of)``) and the as-of date they stand on."""
+    import duckdb
+
     check_amount(amount)
-    if not _has_macro(con, "projector"):
-        raise NotFound("no projections materialized yet; run `make demo` or materialize the `allocations` asset")
-    latest = con.execute("SELECT max(as_of) FROM projections.trade_plan").fetchone()[0]
-    if as_of is None or as_of == latest:
-        return latest, _records(con.execute("SELECT * FROM projector(?)", [amount]))
+    missing = NotFound("no projections materialized yet; run `make demo` or materialize the `allocations` asset")
+    # Asking the catalog (duckdb_functions()) costs ~30 ms; trying the query and catching its absence costs nothing.
+    try:
+        latest = con.execute("SELECT max(as_of) FROM projections.trade_plan").fetchone()[0]
+        if latest is not None and (as_of is None or as_of == latest):
+            return latest, _records(con.execute("SELECT * FROM projector(?)", [amount]))
+    except duckdb.CatalogException:
+        raise missing from None
+    if latest is None:
+        raise missing
     if as_of > latest:
         raise NotFound(f"as_of {as_of} is after the latest projection ({latest})")
-    if not _has_macro(con, "projector_at"):
+    try:
+        rows = _records(con.execute("SELECT * FROM projector_at(?, ?)", [amount, as_of]))
+    except duckdb.CatalogException:
         raise NotFound(f"this warehouse has no projector_at macro, so only the latest projection ({latest}) "
-                       "can be shown; materialize the projections with the advice ledger to look back")
-    rows = _records(con.execute("SELECT * FROM projector_at(?, ?)", [amount, as_of]))
+                       "can be shown; materialize the projections with the advice ledger to look back") from None
     if not rows:
         raise NotFound(f"no projection as of {as_of}; the advice ledger holds none for that day")
     return as_of, rows
@@ -98,7 +106,7 @@ def projector_snapshot(con):
     import duckdb
 
     memory = duckdb.connect(":memory:")
-    if _has_macro(con, "projector"):
+    if _has_table(con, "projections.trade_plan"):
         memory.register("plan", con.execute("SELECT * FROM projections.trade_plan").df())
         memory.execute("CREATE SCHEMA projections")
         memory.execute("CREATE TABLE projections.trade_plan AS SELECT * FROM plan")

@@ -6,17 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from quant_assets.api.deps import get_state
+from quant_assets.api.deps import get_live, get_state
 from quant_assets.api.models import HealthResponse
 from quant_assets.api.state import ApiState, WarehouseUnavailable
 from quant_assets.lib import pages
+from quant_assets.lib.live import LivePrices
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse)
-def health(state: Annotated[ApiState, Depends(get_state)]):
-    base = {"live": state.live.state(), "writes_require_token": bool(state.config.token)}
+def health(state: Annotated[ApiState, Depends(get_state)], live: Annotated[LivePrices, Depends(get_live)]):
+    base = {"live": live.state(), "writes_require_token": bool(state.config.token)}
     try:
         read = state.read(("health",), lambda con: (pages.freshness(con), sorted(pages.known_symbols(con))))
     except (pages.NotFound, WarehouseUnavailable) as problem:

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from quant_assets.api.deps import get_state
+from quant_assets.api.deps import get_live, get_state
 from quant_assets.api.models import ProjectorResponse
 from quant_assets.api.state import ApiState
 from quant_assets.lib import pages
+from quant_assets.lib.live import LivePrices
 
 router = APIRouter(tags=["projector"])
 
@@ -18,6 +19,7 @@ router = APIRouter(tags=["projector"])
 @router.get("/projector", response_model=ProjectorResponse)
 def projector(
     state: Annotated[ApiState, Depends(get_state)],
+    live: Annotated[LivePrices, Depends(get_live)],
     amount: Annotated[float, Query(description="dollars to allocate, e.g. 10000", allow_inf_nan=False)],
     as_of: Annotated[dt.date | None, Query(description="an earlier session's projection (projector_at)")] = None,
 ):
@@ -34,7 +36,7 @@ def projector(
     else:
         read = state.read(("projector", amount, as_of), lambda con: pages.projector_rows(con, amount, as_of))
         day, rows = read.value
-    quotes = state.live.quotes(r["symbol"] for r in rows if r["rank"] is not None)
+    quotes = live.quotes(r["symbol"] for r in rows if r["rank"] is not None)
     closes = state.last_closes(quotes)
     return {
         "amount": amount, "as_of": day, "lines": pages.overlay_projector(rows, quotes),

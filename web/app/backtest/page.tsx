@@ -2,7 +2,7 @@
 import { useEffect, useState } from "react";
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import LiveBadge from "@/components/LiveBadge";
-import { ErrorLine, FreshnessLine } from "@/components/Notice";
+import { ErrorLine, FreshnessLine, SyntheticNotice } from "@/components/Notice";
 import { api, BacktestResponse, num, pct } from "@/components/api";
 
 const COLORS: Record<string, string> = { half_kelly: "#2563eb", full_kelly: "#f59e0b", equal_weight: "#64748b" };
@@ -15,10 +15,13 @@ export default function BacktestPage() {
 
   const strategies = data ? Object.keys(data.series) : [];
   const windows = data ? Array.from(new Set(strategies.flatMap((s) => data.series[s].map((p) => p.window_start)))).sort() : [];
-  const rows = windows.map((w) => Object.fromEntries([["window", w], ...strategies.flatMap((s) => {
+  // A window's point is the value at its end; "start" is the $1 every strategy begins with.
+  const start = Object.fromEntries([["window", "start"], ...strategies.flatMap((s) => [[`${s}_growth`, 1], [`${s}_drawdown`, 0]])]);
+  const rows = [start, ...windows.map((w) => Object.fromEntries([["window", w], ...strategies.flatMap((s) => {
     const p = data!.series[s].find((x) => x.window_start === w);
     return p ? [[`${s}_growth`, p.growth], [`${s}_drawdown`, p.drawdown]] : [];
-  })]));
+  })]))];
+  const synthetic = data?.open_period?.quotes.filter((q) => q.note.includes("synthetic")).map((q) => q.symbol) ?? [];
   const chart = (suffix: string, format: (v: number) => string) => (
     <ResponsiveContainer width="100%" height={280}>
       <LineChart data={rows} margin={{ top: 8, right: 16, left: 8, bottom: 0 }}>
@@ -40,6 +43,7 @@ export default function BacktestPage() {
       <ErrorLine message={error} />
       {data ? (
         <>
+          <SyntheticNotice symbols={synthetic} />
           {data.open_period ? (
             <div className="kpis">
               <div className="kpi"><div className="label">Open period since {data.open_period.since} · half Kelly</div>
@@ -49,7 +53,7 @@ export default function BacktestPage() {
               <div className="kpi"><div className="label">Marked at</div><div style={{ marginTop: 8 }}><LiveBadge quote={data.open_period.quotes[0] ?? null} /></div></div>
             </div>
           ) : null}
-          <div className="card"><h2>Growth of $1</h2><div data-testid="growth-chart">{chart("growth", (v) => v.toFixed(3))}</div></div>
+          <div className="card"><h2>Growth of $1 (value at the end of each window)</h2><div data-testid="growth-chart">{chart("growth", (v) => v.toFixed(3))}</div></div>
           <div className="card"><h2>Drawdown</h2><div data-testid="drawdown-chart">{chart("drawdown", (v) => pct(v))}</div></div>
           <div className="card">
             <h2>Summary</h2>

@@ -224,3 +224,13 @@ def test_the_readme_duckdb_line_works(home):
                             env={"HOME": str(home.parent), "PATH": f"{VENV_BIN}:/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert "TOTAL" in result.stdout and "CASH" in result.stdout
+
+
+def test_the_api_imports_neither_dagster_nor_torch(home):
+    code = ("import sys; from fastapi.testclient import TestClient; from quant_assets.api import create_app; "
+            "client = TestClient(create_app()); assert client.get('/api/projector?amount=100').status_code == 200; "
+            "print(sorted(m for m in ('dagster', 'torch', 'lightgbm', 'xgboost', 'mlflow', 'cvxpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QUANT_HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -56,7 +56,7 @@ $(WEB_OUT): web/package-lock.json $(shell find web/app web/components -type f) w
 
 # The browser tests drive Debian's Chromium through Playwright (`playwright install` cannot download here).
 chromium:
-	test -x /usr/bin/chromium || (apt-get update -q > /dev/null && $(APT_INSTALL) chromium > /dev/null)
+	test -x /usr/bin/chromium || (apt-get update -q > /dev/null && $(APT_INSTALL) chromium fonts-dejavu-core > /dev/null)
 
 # The API and the web app from one process; 127.0.0.1 unless HOST is given (which then needs QUANT_API_TOKEN).
 serve: install web

@@ -34,6 +34,9 @@ import duckdb
 
 from quant_assets.lib.tables import DDL
 
+# A new warehouse file is written in the storage format of DuckDB 1.4 (the LTS release), which the file keeps
+# for its life: the DuckDB CLI, DBeaver's driver and older Python clients can then open what DuckDB 2 wrote.
+STORAGE_COMPATIBILITY_VERSION = "v1.4.0"
 _BUSY_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "being used by another process")
 
 
@@ -189,6 +192,8 @@ class Warehouse:
                 main.release()
 
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if not read_only and not self.path.exists():
+            create_compatible(self.path)
         # Under our lock DuckDB's own is free, unless a process outside it (the duckdb CLI) has the file open.
         backoff = _Backoff(self.wait_seconds, first=0.005, longest=0.25)
         while True:
@@ -260,6 +265,11 @@ class Warehouse:
         """
         with self.writer() as con:
             return replace_in(con, table, frame, where)
+
+
+def create_compatible(path: Path) -> None:
+    """Create an empty DuckDB file at ``path`` in the storage format of ``STORAGE_COMPATIBILITY_VERSION``."""
+    duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY_VERSION}).close()
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, table: str, like: str | None = None) -> None:

@@ -63,15 +63,11 @@ DDL: dict[str, str] = {
     "projections.backtest_summary": """
         CREATE TABLE IF NOT EXISTS projections.backtest_summary (
             strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
-<<<<<<< HEAD
             annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE,
             years_held DOUBLE, gaps INTEGER, gap_days INTEGER, in_progress_return DOUBLE)""",
-=======
-            annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE)""",
     "portfolio.plays": """
         CREATE TABLE IF NOT EXISTS portfolio.plays (
             play_id BIGINT NOT NULL PRIMARY KEY, symbol VARCHAR NOT NULL, shares DOUBLE NOT NULL,
             entry_price DOUBLE NOT NULL, entry_date DATE NOT NULL, note VARCHAR,
             created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)""",
->>>>>>> surface
 }

@@ -55,10 +55,10 @@ GROUP BY ALL
 _BAD_AMOUNT = f"amount must be a positive finite number of dollars up to {MAX_AMOUNT:.0e}"
 
 
-def _projector_body(name: str, plan_filter: str, missing: str) -> str:
+def _projector_body(name: str, plan_filter: str, missing: str | None) -> str:
     """The macro body over the trade plan rows matching ``plan_filter`` (one as-of day); ``missing`` is the error
-    message (an SQL string expression) when no row matches. One filtered scan and one aggregate: a scalar
-    subquery (``max(as_of)``) or a window function here would cost several times the 5 ms budget."""
+    message (an SQL string expression) when no row matches, or None for an empty result then. One filtered scan
+    and one aggregate: a scalar subquery (``max(as_of)``) or a window function here costs several times more."""
     return f"""
 WITH plan AS (SELECT * FROM projections.trade_plan t WHERE {plan_filter}),
 checked AS (
@@ -66,7 +66,7 @@ checked AS (
         WHEN amount IS NULL OR NOT isfinite(CAST(amount AS DOUBLE)) OR CAST(amount AS DOUBLE) <= 0
             OR CAST(amount AS DOUBLE) > {MAX_AMOUNT:.0f}
         THEN error('{name}: {_BAD_AMOUNT}')
-        WHEN count(*) = 0 THEN error({missing})
+{f"        WHEN count(*) = 0 THEN error({missing})" if missing else ""}
         ELSE CAST(amount AS DOUBLE) END AS amount,
         -- Positions are rounded to the cent and cash takes the rest, so the lines add up to the amount exactly.
         sum(CASE WHEN rank IS NOT NULL THEN round(CAST(amount AS DOUBLE) * weight, 2) END) AS invested
@@ -88,12 +88,10 @@ ORDER BY line
 """
 
 
-# projector_at(amount, as_of) raises "projector_at: no advice stored for as_of …" for a day without advice
-# (a day with no completed session, or not materialized), rather than returning an empty table.
+# projector_at(amount, as_of) returns no rows for a day without advice (no completed session that day, or its
+# partition not materialized): `SELECT DISTINCT as_of FROM projections.trade_plan` lists the days it holds.
 PROJECTOR_AT_MACRO = "CREATE OR REPLACE MACRO projector_at(amount, as_of) AS TABLE" + _projector_body(
-    "projector_at", "t.as_of = CAST(as_of AS DATE)",
-    "'projector_at: no advice stored for as_of ' || coalesce(CAST(as_of AS VARCHAR), 'NULL') || "
-    "'; materialize the projections partition of that day (SELECT DISTINCT as_of FROM projections.trade_plan lists the days)'")
+    "projector_at", "t.as_of = CAST(as_of AS DATE)", None)
 PROJECTOR_MACRO = "CREATE OR REPLACE MACRO projector(amount) AS TABLE" + _projector_body(
     "projector", "t.is_latest",
     "'projector: no advice stored yet; materialize the projections partition of a day'")

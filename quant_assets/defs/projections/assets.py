@@ -9,8 +9,7 @@ from quant_assets.defs.ensemble.assets import ENSEMBLE_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.decisions import (SizingPolicy, decision_backtest, load_projection_inputs, project_and_allocate,
-                                        write_projection)
+from quant_assets.lib.decisions import SizingPolicy, decision_backtest, project_day
 from quant_assets.lib.scorecard import build_scorecard, load_scorecard_inputs, scorecard_summary, write_scorecard
 from quant_assets.settings import Settings
 
@@ -50,17 +49,14 @@ def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
     def projections_and_allocations(context: dg.AssetExecutionContext, config: SizingConfig,
                                     warehouse: WarehouseResource, settings: SettingsResource):
         # One simulation feeds both tables: the portfolio band needs the weights, the weights need the scenarios.
-        as_of = date.fromisoformat(context.partition_key)
-        store = warehouse.get()
-        projection = project_and_allocate(load_projection_inputs(store, as_of), _policy(config, settings.get().seed))
-        if projection is None:
-            skipped = {"as_of": str(as_of), "skipped": f"no completed session on {as_of}; nothing written"}
-            context.log.info(skipped["skipped"])
-            yield dg.MaterializeResult(asset_key="projections", metadata=skipped)
-            yield dg.MaterializeResult(asset_key="allocations", metadata=skipped)
+        summary = project_day(warehouse.get(), date.fromisoformat(context.partition_key),
+                              _policy(config, settings.get().seed))
+        if "skipped" in summary:
+            context.log.info(summary["skipped"])
+            yield dg.MaterializeResult(asset_key="projections", metadata=summary)
+            yield dg.MaterializeResult(asset_key="allocations", metadata=summary)
             return
-        write_projection(store, as_of, projection)
-        metadata = as_dagster_metadata(projection.summary)
+        metadata = as_dagster_metadata(summary)
         yield dg.MaterializeResult(asset_key="projections", metadata=metadata)
         yield dg.MaterializeResult(asset_key="allocations", metadata={
             k: metadata[k] for k in ("as_of", "eligible", "weights", "invested_half_kelly")})

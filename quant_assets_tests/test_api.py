@@ -58,7 +58,7 @@ def test_projector_answers_the_macro_rows_with_the_overlay(client):
     ({"amount": "2e12"}, 422, "above the 1e+12 dollar limit"),
     ({"amount": "100", "as_of": "2999-01-01"}, 422, "as_of 2999-01-01 is in the future"),
     ({"amount": "100", "as_of": "yesterday"}, 422, "as_of: Input should be a valid date"),
-    ({"amount": "100", "as_of": "2022-06-30"}, 404, "projector_at"),
+    ({"amount": "100", "as_of": "2022-06-30"}, 404, "no projection as of 2022-06-30"),
 ])
 def test_projector_errors_are_readable(client, query, status, says):
     response = client.get("/api/projector", params=query)

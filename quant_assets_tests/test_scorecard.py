@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.lib.scorecard import ScorecardInputs, build_scorecard, scorecard_summary
+from quant_assets.lib.scorecard import ScorecardInputs, build_scorecard, load_scorecard_inputs, scorecard_summary
+from quant_assets.lib.warehouse import Warehouse
 
 DAY, CASH_DAY = date(2022, 12, 1), date(2022, 12, 2)
 
@@ -63,3 +64,8 @@ def test_nothing_counts_before_its_horizon_ends_and_the_summary_counts_what_did(
     assert summary["share_inside_positions_3m"] == "no outcome yet"
     assert summary["realized_rows"] == 2 + 2 + 1 + 1 and summary["as_of_days"] == 2
     assert np.isfinite(summary["advice_rows"])
+
+
+def test_a_warehouse_without_advice_gets_one_clear_sentence(tmp_path):
+    with pytest.raises(ValueError, match="needs projections.allocations, .* materialize the projections partitions first"):
+        load_scorecard_inputs(Warehouse(tmp_path / "warehouse.duckdb"), date(2022, 12, 28))

@@ -42,7 +42,11 @@ class ScorecardInputs:
 
 def load_scorecard_inputs(warehouse: Warehouse, today: date) -> ScorecardInputs:
     """Read the stored advice and the labels at each position's entry session, in one read-only visit."""
-    outcomes = ", ".join(f"l.fwd_{h} , l.end_{h}" for h in HORIZON_LABELS)
+    for table, remedy in (("projections.allocations", "materialize the projections partitions first"),
+                          ("labels.forward_returns", "materialize the features group first")):
+        if not warehouse.table_exists(table):
+            raise ValueError(f"the advice scorecard needs {table}, which {warehouse.path} does not hold; {remedy}")
+    outcomes = ", ".join(f"l.fwd_{h}, l.end_{h}" for h in HORIZON_LABELS)
     with warehouse.reader() as con:
         positions = con.execute(f"""
             SELECT a.as_of, a.symbol, a.asset_class, a.half_kelly_weight AS weight, {outcomes}

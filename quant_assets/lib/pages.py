@@ -148,8 +148,10 @@ def backtest_view(con) -> dict[str, object]:
     """Growth (1 = start) and drawdown per strategy and window, the summary table, and the current allocation."""
     if not _has_table(con, "projections.backtest"):
         raise NotFound("no decision backtest yet; materialize the `decision_backtest` asset (make demo does)")
+    # The period in progress has no cumulative growth yet: it is marked at live prices by open_period.
     periods = _records(con.execute("""SELECT strategy, window_start, period_return, cumulative_log_growth
-                                      FROM projections.backtest ORDER BY strategy, window_start"""))
+                                      FROM projections.backtest WHERE cumulative_log_growth IS NOT NULL
+                                      ORDER BY strategy, window_start"""))
     series: dict[str, list[dict]] = {}
     for row in periods:
         points = series.setdefault(row["strategy"], [])

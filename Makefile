@@ -51,6 +51,8 @@ web: $(WEB_OUT)
 
 $(WEB_OUT): web/package-lock.json $(shell find web/app web/components -type f) web/next.config.ts web/tsconfig.json
 	command -v npm > /dev/null || (apt-get update -q > /dev/null && $(APT_INSTALL) nodejs npm > /dev/null)
+	node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 9) ? 0 : 1)' \
+		|| (echo "Next.js 16 needs Node >= 20.9, found $$(node --version); install a newer nodejs package"; exit 1)
 	cd web && npm ci --no-audit --no-fund --loglevel=error && NEXT_TELEMETRY_DISABLED=1 npx next build > .next-build.log 2>&1 \
 		|| (tail -40 .next-build.log; exit 1)
 

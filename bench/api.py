@@ -5,7 +5,8 @@ and the dbt build); a synthetic ensemble with the real projections on top; then 
 (`python -m quant_assets.api`). Measured:
 
 - idle, repeated amount: the answer and the live overlay come from the API's caches (goal p50 <= 20 ms);
-- idle, a new amount each time: every request opens a short-lived DuckDB handle (a cold read);
+- idle, a new amount each time: the projector macro runs for each request on the API's in-memory copy of the
+  trade plan (refreshed through a short-lived handle whenever the warehouse file changes);
 - under a backfill: a subprocess re-runs `market_and_features` (dbt build included) and one `walk_forward`
   window while requests keep coming (goals: 0 errors, p99 <= 1 s).
 
@@ -128,7 +129,7 @@ def main() -> int:
     print(f"backfill: market_and_features (dbt build) + walk_forward {out.strip()} "
           f"{'ok' if backfill.returncode == 0 else 'FAILED: ' + err[-500:]} in {seconds:.0f} s")
     _report("idle, same amount (cached overlay)", *idle)
-    _report("idle, new amount each time (cold read)", *cold)
+    _report("idle, new amount each time (macro runs)", *cold)
     _report("during the backfill (2 amounts alternating)", *busy)
     idle_p50 = statistics.median(idle[0])
     busy_p99 = _percentile(busy[0], 0.99) if busy[0] else float("inf")

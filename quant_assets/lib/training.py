@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -19,6 +20,7 @@ from quant_assets.lib.warehouse import Warehouse, replace_in
 
 # Predictions read each symbol's recent past (GARCH filtering, sequence models, trailing baselines).
 CONTEXT_DAYS = 550
+PREDICTION_COLUMNS = ["window_start", "model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "realized", "label_end"]
 LABEL_COLUMNS = tuple(f"fwd_{h.label}" for h in HORIZONS) + tuple(f"end_{h.label}" for h in HORIZONS)
 
 
@@ -77,13 +79,8 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
             if train.empty:
                 raise ValueError(f"window {window_start} horizon {h}: no training rows whose label ended before the window")
             model = make_model(model_name, horizon=h, seed=seed).fit(train)
-            predicted = model.predict(context)
-            predicted = predicted[in_window[context.index].to_numpy()]
-            labels = panel.loc[in_window, ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
-            predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
-                columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}
-            )
-            predictions.append(predicted.assign(window_start=window_start, model=model_name, horizon=h))
+            predictions.append(predict_rows(model, context, in_window[context.index].to_numpy(), panel,
+                                            window_start, model_name))
             fits.append({
                 "window_start": window_start, "model": model_name, "horizon": h, "train_rows": int(train_rows.sum()),
                 "latest_train_label_end": panel.loc[train_rows, f"end_{h}"].max().date(),
@@ -91,11 +88,23 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
                 "seconds": time.perf_counter() - started,
             })
             models[h] = model
-    prediction_frame = pd.concat(predictions, ignore_index=True)[
-        ["window_start", "model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "realized", "label_end"]
-    ]
+    prediction_frame = pd.concat(predictions, ignore_index=True)[PREDICTION_COLUMNS]
     scores = score_predictions(prediction_frame).assign(window_start=window_start)
     return FoldResult(prediction_frame, pd.DataFrame(fits), scores, models)
+
+
+def predict_rows(model: Forecaster, context: pd.DataFrame, keep: np.ndarray, panel: pd.DataFrame,
+                 window_start: date, model_name: str) -> pd.DataFrame:
+    """The prediction rows of ``model`` for the rows of ``context`` flagged by ``keep``, with the labels of
+    ``panel`` as they stand (``realized``, ``label_end``); the whole context is predicted, as a fit does,
+    because GARCH, the sequence models and the baseline read each row's history from it."""
+    h = model.horizon.label
+    predicted = model.predict(context)[keep]
+    labels = panel.loc[panel.index.isin(context.index[keep]), ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
+    predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
+        columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}
+    )
+    return predicted.assign(window_start=window_start, model=model_name, horizon=h)
 
 
 def save_models(models: dict[str, Forecaster], folder: Path) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 from quant_assets.lib.model_store import load_window_models
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import Forecaster
-from quant_assets.lib.training import CONTEXT_DAYS, LABEL_COLUMNS, PREDICTION_COLUMNS, load_panel, predict_rows
+from quant_assets.lib.training import CONTEXT_DAYS, PREDICTION_COLUMNS, feature_frame, load_panel, predict_rows
 from quant_assets.lib.warehouse import Warehouse, replace_in
 
 WindowModels = Mapping[str, Mapping[str, Forecaster]]
@@ -48,7 +48,7 @@ def predict_day(models: WindowModels, panel: pd.DataFrame, window_start: date, d
     on_day = (panel["date"] == pd.Timestamp(day)).to_numpy()
     if not on_day.any() or not models:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    context = panel.drop(columns=[c for c in LABEL_COLUMNS if c in panel.columns])
+    context = feature_frame(panel)
     parts = [predict_rows(model, context, on_day, panel, window_start, name)
              for name, by_horizon in models.items() for model in by_horizon.values()]
     return pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]

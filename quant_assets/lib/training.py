@@ -64,9 +64,8 @@ def panel_span(plans: list[WindowPlan]) -> tuple[date, date]:
 def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed: int) -> FoldResult:
     """Fit ``model_name`` once per horizon plan on its purged rows and predict every row of the window."""
     window_start = plans[0].window_start
-    features = panel.drop(columns=[c for c in LABEL_COLUMNS if c in panel.columns])
-    in_window = eval_mask(panel, plans[0])
-    context = features[(panel["date"] >= pd.Timestamp(window_start - timedelta(days=CONTEXT_DAYS))) & (panel["date"] < pd.Timestamp(plans[0].window_end))]
+    features = feature_frame(panel)
+    context, in_context_window = window_context(panel, plans[0])
     predictions, fits, models = [], [], {}
     # One BLAS/OpenMP thread: fits run side by side (one per executor process or demo worker), and thread
     # pools sized to every core would make them fight over the cores.
@@ -79,7 +78,7 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
             if train.empty:
                 raise ValueError(f"window {window_start} horizon {h}: no training rows whose label ended before the window")
             model = make_model(model_name, horizon=h, seed=seed).fit(train)
-            predictions.append(predict_rows(model, context, in_window[context.index].to_numpy(), panel,
+            predictions.append(predict_rows(model, context, in_context_window, panel,
                                             window_start, model_name))
             fits.append({
                 "window_start": window_start, "model": model_name, "horizon": h, "train_rows": int(train_rows.sum()),
@@ -91,6 +90,20 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
     prediction_frame = pd.concat(predictions, ignore_index=True)[PREDICTION_COLUMNS]
     scores = score_predictions(prediction_frame).assign(window_start=window_start)
     return FoldResult(prediction_frame, pd.DataFrame(fits), scores, models)
+
+
+def feature_frame(panel: pd.DataFrame) -> pd.DataFrame:
+    """The panel without its label columns: what a model may see."""
+    return panel.drop(columns=[c for c in LABEL_COLUMNS if c in panel.columns])
+
+
+def window_context(panel: pd.DataFrame, plan: WindowPlan) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature rows a window's models predict (``CONTEXT_DAYS`` before the window to its end: the past
+    GARCH, the sequence models and the baseline read) and, on them, which rows lie in the window."""
+    features = feature_frame(panel)
+    dates = panel["date"]
+    context = features[(dates >= pd.Timestamp(plan.window_start - timedelta(days=CONTEXT_DAYS))) & (dates < pd.Timestamp(plan.window_end))]
+    return context, eval_mask(panel, plan)[context.index].to_numpy()
 
 
 def predict_rows(model: Forecaster, context: pd.DataFrame, keep: np.ndarray, panel: pd.DataFrame,

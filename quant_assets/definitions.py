@@ -8,6 +8,7 @@ from quant_assets.defs.market.assets import onchain_metrics, prices
 from quant_assets.defs.projections.assets import build_projection_defs
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
+from quant_assets.defs.walk_forward.daily import build_daily_prediction_defs
 from quant_assets.defs.walk_forward.partitions import window_partitions
 from quant_assets.settings import get_settings
 
@@ -25,7 +26,7 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
         assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
-                *build_projection_defs(settings)],
+                *build_daily_prediction_defs(windows, settings), *build_projection_defs(settings)],
         asset_checks=[lookahead_check, *walk_forward_checks],
         jobs=jobs,
         resources={

@@ -4,9 +4,10 @@ import dagster as dg
 
 from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
-from quant_assets.defs.market.assets import onchain_metrics, prices
+from quant_assets.defs.market.assets import SLICE_IO_MANAGER, build_market_defs
+from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.projections.assets import decision_backtest_asset, projections_and_allocations
-from quant_assets.defs.resources import SettingsResource, WarehouseResource
+from quant_assets.defs.resources import SettingsResource, WarehouseIOManager, WarehouseResource
 from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
 from quant_assets.defs.walk_forward.partitions import window_partitions
 from quant_assets.settings import get_settings
@@ -24,12 +25,13 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
             for name, groups in (("market_and_features", ("market", "features")), ("walk_forward", ("walk_forward",)),
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
-        assets=[prices, onchain_metrics, dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
+        assets=[*build_market_defs(daily_partitions(settings)), dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
                 projections_and_allocations, decision_backtest_asset],
         asset_checks=[lookahead_check, *walk_forward_checks],
         jobs=jobs,
         resources={
-            "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+            "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+            SLICE_IO_MANAGER: WarehouseIOManager(database=str(settings.warehouse_path)),
             "settings": SettingsResource(),
             "dbt": dbt_resource,
         },

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from quant_assets.defs.automation import build_automation_defs
 from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import SLICE_IO_MANAGER, build_market_defs
@@ -18,17 +19,21 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
     settings = get_settings()
     dbt_features, lookahead_check, dbt_resource = build_feature_defs(dbt_project_dir)
     windows = window_partitions(settings)
+    days = daily_partitions(settings)
+    automation_jobs, schedules, automation_checks, sensors = build_automation_defs(days)
     walk_forward_assets, walk_forward_checks = build_walk_forward_defs(windows)
-    # Backfill walk_forward, then ensemble (in window order: each window's ensemble learns from earlier windows),
+    # Market (job `market`, daily: all days in one run), then features, then walk_forward, then ensemble (in window order: each window's ensemble learns from earlier windows),
     # then projections.
     jobs = [dg.define_asset_job(name, selection=dg.AssetSelection.groups(*groups))
-            for name, groups in (("market_and_features", ("market", "features")), ("walk_forward", ("walk_forward",)),
+            for name, groups in (("features", ("features",)), ("walk_forward", ("walk_forward",)),
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
-        assets=[*build_market_defs(daily_partitions(settings)), dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
+        assets=[*build_market_defs(days), dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
                 projections_and_allocations, decision_backtest_asset],
-        asset_checks=[lookahead_check, *walk_forward_checks],
-        jobs=jobs,
+        asset_checks=[lookahead_check, *walk_forward_checks, *automation_checks],
+        jobs=[*jobs, *automation_jobs],
+        schedules=schedules,
+        sensors=sensors,
         resources={
             "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
             SLICE_IO_MANAGER: WarehouseIOManager(database=str(settings.warehouse_path)),

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from quant_assets.settings import get_settings
 
@@ -24,14 +25,18 @@ def _instance(settings):
     import dagster as dg
 
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    # An empty instance configuration means the defaults under DAGSTER_HOME (and no warning that it is missing).
-    (settings.dagster_home / "dagster.yaml").touch()
+    # The same instance configuration as `make ui` (run queue, one run per core), unless the user has one.
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        template = (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+        config.write_text(template.replace("@CORES@", str(os.cpu_count() or 1)))
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return dg.DagsterInstance.get()
 
 
-def _run(job_name: str, partition_key: str | None = None) -> float:
-    """Run one job (one partition) in this process with its output sent to the demo log; seconds taken."""
+def _run(job_name: str, partition_key: str | None = None, tags: dict[str, str] | None = None) -> float:
+    """Run one job (one partition, or the range in ``tags``) in this process with its output sent to the demo
+    log; seconds taken."""
     from quant_assets.definitions import defs
 
     settings = get_settings()
@@ -39,7 +44,7 @@ def _run(job_name: str, partition_key: str | None = None) -> float:
     started = time.perf_counter()
     with open(settings.home / "demo.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=partition_key, run_config=QUIET, raise_on_error=False)
+            instance=instance, partition_key=partition_key, run_config=QUIET, raise_on_error=False, tags=tags)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"demo: job {job_name} {partition_key or ''} failed at {failed}; "
@@ -72,13 +77,18 @@ def main() -> int:
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
+    from quant_assets.defs.automation import RANGE_END, RANGE_START
     from quant_assets.definitions import defs
 
     windows = defs.resolve_job_def("walk_forward").partitions_def.get_partition_keys()[-settings.demo_windows:]
     started = time.perf_counter()
     print(f"demo: QUANT_HOME={settings.home} (run logs in {settings.home / 'demo.log'})", flush=True)
     try:
-        print(f"demo: market and features in {_run('market_and_features'):.0f}s", flush=True)
+        days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
+        # Every day of history in one run (the market assets' single-run backfill policy), then the features.
+        seconds = _run("market", tags={RANGE_START: days[0], RANGE_END: days[-1]})
+        print(f"demo: market data for {len(days)} days in {seconds:.0f}s", flush=True)
+        print(f"demo: features and labels in {_run('features'):.0f}s", flush=True)
         _backfill_windows(windows)
         # In window order: each window's ensemble learns from the earlier windows' realized results.
         seconds = sum(_run("ensemble", key) for key in windows)

@@ -7,7 +7,7 @@ MANIFEST := dbt_features/target/manifest.json
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export QUANT_HOME ?= $(HOME)/.quant
 
-.PHONY: install demo test ui mlflow bench clean
+.PHONY: install demo test ui mlflow bench clean serve web chromium
 
 install: $(STAMP) $(MANIFEST)
 
@@ -24,7 +24,7 @@ $(MANIFEST): $(STAMP) $(shell find dbt_features -name '*.sql' -o -name '*.yml' |
 demo: install
 	$(PY) -m quant_assets.demo
 
-test: install
+test: install web chromium
 	$(PY) -m pytest -q
 
 # The instance configuration (run queue, one run per core) from the checked-in template; `dagster dev` runs the
@@ -40,4 +40,26 @@ bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) dbt_features/target dbt_features/logs
+	rm -rf $(VENV) dbt_features/target dbt_features/logs web/node_modules web/.next web/out
+
+# The web app: built from the committed package-lock.json into web/out, which the API serves at "/".
+# Node and npm come from Debian's packages when missing.
+PORT ?= 8000
+HOST ?= 127.0.0.1
+WEB_OUT := web/out/index.html
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+web: $(WEB_OUT)
+
+$(WEB_OUT): web/package-lock.json $(shell find web/app web/components -type f) web/next.config.ts web/tsconfig.json
+	command -v npm > /dev/null || (apt-get update -q > /dev/null && $(APT_INSTALL) nodejs npm > /dev/null)
+	cd web && npm ci --no-audit --no-fund --loglevel=error && NEXT_TELEMETRY_DISABLED=1 npx next build > .next-build.log 2>&1 \
+		|| (tail -40 .next-build.log; exit 1)
+
+# The browser tests drive Debian's Chromium through Playwright (`playwright install` cannot download here).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -q > /dev/null && $(APT_INSTALL) chromium fonts-dejavu-core > /dev/null)
+
+# The API and the web app from one process; 127.0.0.1 unless HOST is given (which then needs QUANT_API_TOKEN).
+serve: install web
+	$(PY) -m quant_assets.api --host $(HOST) --port $(PORT)

@@ -146,7 +146,7 @@ def time_models(warehouse: Warehouse, all_plans: list[list[WindowPlan]], names: 
             raise SystemExit(f"window {plans[0].window_start}: the warehouse has no rows to predict in it")
     rows, failed = [], False
     for name in ready:
-        walls, fits, trained, predicted = [], [], [], []
+        walls, fits, trained, predicted, crps = [], [], [], [], []
         try:
             for plans, panel in zip(all_plans, panels):
                 started = time.perf_counter()
@@ -155,6 +155,7 @@ def time_models(warehouse: Warehouse, all_plans: list[list[WindowPlan]], names: 
                 fits.append(float(result.fits["seconds"].sum()))
                 trained.append(int(result.fits["train_rows"].sum()))
                 predicted.append(len(result.predictions) // len(plans))
+                crps.append(result.scores.set_index("horizon")["crps"])
         except Exception as exc:  # a benchmark reports a broken model and carries on with the others
             print(f"  note: {name}: failed in window {plans[0].window_start}: {type(exc).__name__}: {exc}")
             failed = True
@@ -164,13 +165,20 @@ def time_models(warehouse: Warehouse, all_plans: list[list[WindowPlan]], names: 
             "s/window mean": statistics.fmean(walls), "min": min(walls), "max": max(walls),
             "fit+predict s": statistics.fmean(fits), "rows trained (4 h)": round(statistics.fmean(trained)),
             "rows predicted": round(statistics.fmean(predicted)),
+            **{f"crps {h}": v for h, v in pd.concat(crps, axis=1).mean(axis=1).items()},
         })
         print(f"  {name:<16} {statistics.fmean(walls):7.2f} s/window   ({load_note()})", flush=True)
     if rows:
         table = pd.DataFrame(rows)
         total = table["s/window mean"].sum()
         print()
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.5f}" if abs(v) < 1 else f"{v:.2f}"))
+        if BASELINE in set(table["model"]):
+            crps_columns = [c for c in table.columns if c.startswith("crps ")]
+            reference = table.set_index("model").loc[BASELINE, crps_columns]
+            skill = 1.0 - table.set_index("model")[crps_columns] / reference
+            print("\n  CRPS skill against the random walk (1 - crps / crps_baseline; mean CRPS over the windows):")
+            print(skill.to_string(float_format=lambda v: f"{v:+.4f}"))
         print(f"  all models: {total:.1f} s per window ({total / 60:.1f} min); "
               f"a window's fits of the {len(rows)} models in sequence")
     return not failed
@@ -478,6 +486,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per set-up in part 2 (median)")
     parser.add_argument("--home", type=Path, help="use this QUANT_HOME's warehouse instead of building a fresh one")
     parser.add_argument("--skip-models", action="store_true", help="skip part 1")
+    parser.add_argument("--skip-mlforecast", action="store_true", help="skip part 2")
     args = parser.parse_args()
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
@@ -507,10 +516,12 @@ def main() -> int:
             print(f"\n1. run_fold per model and window (fit on purged rows + predict window and context + score, "
                   f"all four horizons; {len(windows)} windows)")
             ok = time_models(warehouse, all_plans, names, settings.seed)
-        print(f"\n2. LightGBM walk-forward: ours against mlforecast cross_validation ({HORIZON}, equities)")
-        ratio = compare_mlforecast(warehouse, all_plans, settings.seed, args.repeats)
+        if not args.skip_mlforecast:
+            print(f"\n2. LightGBM walk-forward: ours against mlforecast cross_validation ({HORIZON}, equities)")
+            ratio = compare_mlforecast(warehouse, all_plans, settings.seed, args.repeats)
     print(f"\n{load_note()}")
-    print(f"ours/mlforecast time ratio = {ratio:.2f} (goal <= 1)  [7 quantile boosters, like-for-like purged set-up]")
+    if not args.skip_mlforecast:
+        print(f"ours/mlforecast time ratio = {ratio:.2f} (goal <= 1)  [7 quantile boosters, like-for-like purged set-up]")
     return 0 if ok else 1
 
 

@@ -70,3 +70,30 @@ def test_run_backtest_rejects_bad_input_with_a_named_place():
         run_backtest(returns, {"s": pd.DataFrame({"A": [0.5]}, index=windows[:1])}, periods_per_year=12)
     with pytest.raises(ValueError, match=r"symbol\(s\) \['Z'\]"):
         run_backtest(returns, {"s": pd.DataFrame({"Z": [0.5, 0.5]}, index=windows)}, periods_per_year=12)
+
+
+def test_held_backtest_compounds_complete_periods_and_reports_gaps_and_the_period_in_progress():
+    from quant_assets.lib.backtest import held_backtest
+
+    windows = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-05-01", "2024-06-01"])
+    returns = pd.DataFrame({"A": [0.10, -0.05, 0.03, 0.50]}, index=windows)
+    periods = pd.DataFrame({
+        "period_start": pd.to_datetime(["2024-01-02", "2024-02-01", "2024-05-01", "2024-06-03"]),
+        "period_end": pd.to_datetime(["2024-02-01", "2024-02-29", "2024-06-03", "2024-06-14"]),
+        "status": ["complete", "before_gap", "complete", "in_progress"],
+        "gap_days_after": [0, 61, 0, 0],
+    }, index=windows)
+    table, summary = held_backtest(returns, {"all_in": pd.DataFrame({"A": [1.0] * 4}, index=windows)}, periods,
+                                   periods_per_year=12, cost_bp=0.0)
+    row = summary.iloc[0]
+    # Three periods compounded, the half-month in progress reported apart, the gap neither.
+    assert row["periods"] == 3 and row["log_growth"] == pytest.approx(np.log(1.10 * 0.95 * 1.03))
+    assert row["in_progress_return"] == pytest.approx(0.50) and row["gaps"] == 1 and row["gap_days"] == 61
+    years = (30 + 28 + 33) / 365.25
+    assert row["years_held"] == pytest.approx(years)
+    assert row["annual_return"] == pytest.approx((1.10 * 0.95 * 1.03) ** (1 / years) - 1)
+    assert row["max_drawdown"] == pytest.approx(empyrical.max_drawdown(np.array([0.10, -0.05, 0.03])))
+    assert np.isnan(table["cumulative_log_growth"].iloc[-1])
+    with pytest.raises(ValueError, match="only the last period"):
+        held_backtest(returns, {"x": pd.DataFrame({"A": [1.0] * 4}, index=windows)},
+                      periods.assign(status=["in_progress", "complete", "complete", "complete"]), periods_per_year=12)

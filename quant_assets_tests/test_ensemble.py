@@ -13,6 +13,7 @@ from quant_assets.lib.ensemble import (
     apply_recalibration,
     build_ensemble,
     combine,
+    conformal_level,
     effective_rows,
     fit_confidence,
     fit_recalibration,
@@ -134,8 +135,22 @@ def test_recalibration_moves_an_overconfident_forecast_to_nominal_coverage_on_he
     np.testing.assert_allclose(adjusted["mean"], held_out["mean"], atol=0.1)
 
 
+def test_short_history_widens_toward_nominal_coverage_not_back_to_the_raw_width():
+    # 16 effective rows (80 weekly labels of 4 independent symbols): the conformal level is the finite-sample
+    # one for 16 outcomes, so the overconfident band is widened at least to nominal on fresh data.
+    short = history_windows(11, n_windows=1, n_dates=20, models=("overconfident",))
+    assert effective_rows(short["date"], short["realized"], "1w") < 20
+    held_out = history_windows(12, n_windows=1, n_dates=2000, models=("overconfident",))
+    y = held_out["realized"].to_numpy()
+    assert coverage(y, held_out["q10"], held_out["q90"]) < 0.55
+    adjusted = apply_recalibration(held_out, fit_recalibration(short))
+    assert coverage(y, adjusted["q10"], adjusted["q90"]) > 0.78
+    assert conformal_level(0.8, 16) == pytest.approx(14 / 16) and conformal_level(0.9, 5) == 1.0
+    assert conformal_level(0.8, 1e6) == pytest.approx(0.8, abs=1e-5)
+
+
 def test_recalibration_falls_back_with_short_history_and_keeps_crossing_shifts_monotone():
-    short = history_windows(4, n_windows=1, n_dates=20, models=("overconfident",))
+    short = history_windows(4, n_windows=1, n_dates=10, models=("overconfident",))
     recal = fit_recalibration(short)
     assert recal.adjustments == {} and "1w" in recal.fallback
     pd.testing.assert_frame_equal(apply_recalibration(short, recal), short)
@@ -206,9 +221,12 @@ def test_confidence_is_calibrated_on_held_out_data():
 
 def test_confidence_falls_back_visibly_to_the_agreement_share():
     rng = np.random.default_rng(7)
-    features, hit, _ = synthetic_features(rng, 50)
+    features, hit, _ = synthetic_features(rng, 400)
+    # 400 rows, but 20 dates of 20 symbols' overlapping monthly labels: about 19 effective observations.
+    features = features.assign(date=np.repeat(pd.bdate_range("2021-01-01", periods=20), 20), horizon="1m")
     model = fit_confidence(features, hit)
-    assert model.fallback and "50 rows" in model.reason
+    assert model.fallback and "400 rows" in model.reason and "effective" in model.reason
+    assert not fit_confidence(features.drop(columns=["date", "horizon"]), hit).fallback
     prob, fallback = predict_confidence(model, features)
     assert fallback
     np.testing.assert_allclose(prob, 0.5 + 0.5 * (2 * features["agreement"] - 1) * FALLBACK_SLOPE)
@@ -238,16 +256,23 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     json.dumps(info)  # goes into Dagster metadata as is
     assert list(info["horizons"]) == ["1w", "1m"]
     assert list(frame.columns) == ["window_start", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS,
-                                   "confidence", "realized", "label_end"]
+                                   "confidence", "sizing_mean", "mean_uncertainty", "beats_reference",
+                                   "realized", "label_end"]
     assert np.all(np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0)
     assert frame["confidence"].between(0, 1).all()
     h = info["horizons"]["1w"]
     assert h["weights"]["good"] == max(h["weights"].values())
     assert h["crps_stacked"] < h["crps_equal_weights"]
-    assert h["history_rows"] == len(history) // 6 and h["confidence_method"].startswith("logistic")
+    assert h["history_rows"] == len(history) // 6
+    # Here p_up (the good model knows the mean) says more than the agreement features: confidence falls back
+    # to the calibrated p_up, on out-of-fold Brier scores that also beat a constant.
+    evaluation = h["confidence_evaluation"]
+    assert h["confidence_method"] == "calibrated_p_up"
+    assert evaluation["brier_p_up"] <= evaluation["brier_confidence"] and evaluation["brier_p_up"] < evaluation["brier_constant"]
+    assert evaluation["auc_p_up"] > 0.6
     # Independent symbols: the design effect stays near 1 (sampling noise in the estimated correlation).
     assert 0.85 < info["horizons"]["1m"]["history_effective_rows"] / (len(history) / 6 / 21) <= 1.0
-    assert info["fallbacks"] == []
+    assert all("calibrated p_up" in f for f in info["fallbacks"])
     again, _ = build_ensemble(current, history, as_of)
     pd.testing.assert_frame_equal(frame, again)
     # Rows read back from the warehouse come in any order: the ensemble must not depend on it.
@@ -279,3 +304,51 @@ def test_effective_rows_discount_overlapping_labels_and_a_common_market_move():
     half = np.sqrt(0.5) * common + np.sqrt(0.5) * independent
     assert effective_rows(dates, half, "1m") == pytest.approx(dates.size / 21 / 10.5, rel=0.2)
     assert effective_rows([], [], "1w") == 0.0
+
+
+def with_reference(frame, rng):
+    """Add a 'baseline' member (climatology, the random walk's analogue) and a 'broken' member (10x too wide)."""
+    keys = frame[frame["model"] == frame["model"].iloc[0]].drop(columns=[*DISTRIBUTION_COLUMNS, "model"])
+    n = len(keys)
+    ref = pd.concat([keys.reset_index(drop=True), gaussian_distribution(np.zeros(n), np.full(n, np.sqrt(1.49)))], axis=1)
+    broken = pd.concat([keys.reset_index(drop=True), gaussian_distribution(rng.normal(size=n), np.full(n, 12.0))], axis=1)
+    return pd.concat([frame, ref.assign(model="baseline"), broken.assign(model="broken")], ignore_index=True)
+
+
+def test_the_reference_is_the_cold_start_implausible_members_are_dropped_and_a_losing_horizon_does_not_size():
+    rng = np.random.default_rng(21)
+    as_of = pd.Timestamp("2024-01-01")
+    current = with_reference(synthetic_window(rng, as_of, 20, models=("good", "biased")), rng)
+    cold, info = build_ensemble(current, None, as_of, reference="baseline")
+    h = info["horizons"]["1w"]
+    assert h["weights"]["baseline"] == 1.0 and set(h["dropped_implausible"]) == {"broken"}
+    assert any("broken" in f for f in info["fallbacks"]) and any("does not drive sizing" in f for f in info["fallbacks"])
+    ref = current[current["model"] == "baseline"].set_index(["symbol", "date"])
+    cold = cold.set_index(["symbol", "date"])
+    np.testing.assert_allclose(cold["q50"], ref.loc[cold.index, "q50"], atol=1e-12)
+    np.testing.assert_allclose(cold["sizing_mean"], ref.loc[cold.index, "mean"])
+    assert not cold["beats_reference"].any()
+
+    # With history in which 'good' beats the reference, the ensemble beats it out of fold and drives sizing.
+    history = history_windows(8, n_windows=3, n_dates=150, models=("good", "biased"))
+    history = pd.concat([with_reference(w, rng) for _, w in history.groupby("window_start")], ignore_index=True)
+    warm, info = build_ensemble(current, history, as_of, reference="baseline")
+    h = info["horizons"]["1w"]
+    assert h["out_of_fold"]["beats"] and h["out_of_fold"]["crps_ensemble"] < h["out_of_fold"]["crps_reference"]
+    assert h["weights"]["good"] > 0.5 and h["weights"]["broken"] == 0.0
+    assert warm["beats_reference"].all() and np.allclose(warm["sizing_mean"], warm["mean"])
+    # Spreads never shrink with the horizon.
+    two = pd.concat([current, current.assign(horizon="1m", q10=current["q10"] / 4, q90=current["q90"] / 4)])
+    frame, _ = build_ensemble(two, None, as_of, reference="baseline")
+    spread = frame.assign(s=frame["q90"] - frame["q10"]).pivot_table(index=["symbol", "date"], columns="horizon", values="s")
+    assert (spread["1m"] >= spread["1w"] - 1e-12).all()
+
+
+def test_a_horizon_without_history_borrows_the_shorter_horizons_widening_never_a_narrowing():
+    narrow = history_windows(13, n_windows=2, n_dates=300, models=("overconfident",))
+    recal = fit_recalibration(narrow, horizons=["1w", "1m", "1y"])
+    assert recal.borrowed == {"1m": "1w", "1y": "1w"}  # from a horizon with history of its own
+    assert recal.adjustments["1m"] == recal.adjustments["1w"] and recal.adjustments["1w"]["q90"] > 0
+    wide = history_windows(14, n_windows=2, n_dates=300, models=("underconfident",))
+    shrink = fit_recalibration(wide, horizons=["1w", "1m"])
+    assert shrink.adjustments["1w"]["q90"] < 0 and all(v == 0.0 for v in shrink.adjustments["1m"].values())

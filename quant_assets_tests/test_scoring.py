@@ -194,3 +194,19 @@ def test_skill_against_the_baseline():
     np.testing.assert_allclose(skill(scores.drop(columns="window_start").iloc[:4])["skill"], [0.0, 0.2, 0.0, -0.2])
     with pytest.raises(ValueError, match="no rows for the reference model 'ensemble'"):
         skill(scores, reference="ensemble")
+
+
+@pytest.mark.parametrize("lags", [0, 5, 21])
+def test_newey_west_t_matches_statsmodels_hac(lags):
+    import statsmodels.api as sm
+
+    from quant_assets.lib.scoring import newey_west_t
+
+    rng = np.random.default_rng(lags)
+    # An overlapping-label-like series: a 21-step moving sum of noise plus a small mean.
+    x = 0.02 + np.convolve(rng.normal(0, 0.1, 521), np.ones(21) / 21, mode="valid")
+    fit = sm.OLS(x, np.ones_like(x)).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False})
+    assert newey_west_t(x, lags) == pytest.approx(float(fit.tvalues[0]), rel=1e-10)
+    # Overlap inflates the naive t-statistic; the HAC one is smaller.
+    assert abs(newey_west_t(x, 21)) < abs(newey_west_t(x, 0))
+    assert np.isnan(newey_west_t([1.0, np.nan], 3))

@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import pytest
 
-from quant_assets.lib.warehouse import Warehouse
+from quant_assets.lib.warehouse import Warehouse, WarehouseBusyError
 
 ROWS_PER_BATCH = 50
 DURATION_SECONDS = 20.0
@@ -88,3 +88,52 @@ def test_replace_only_touches_matching_rows(tmp_path):
     warehouse.replace("soak.parts", pd.DataFrame({"part": ["a", "a", "b"], "v": [1, 2, 3]}))
     warehouse.replace("soak.parts", pd.DataFrame({"part": ["a"], "v": [9]}), where={"part": "a"})
     assert warehouse.query("SELECT part, v FROM soak.parts ORDER BY part, v").values.tolist() == [["a", 9], ["b", 3]]
+
+
+def _read_forever(path: str) -> None:
+    warehouse = Warehouse(path)
+    while True:
+        warehouse.query("SELECT count(*) FROM soak.items")
+
+
+def test_a_writer_gets_through_an_endless_stream_of_readers(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    Warehouse(path).replace("soak.items", pd.DataFrame({"k": range(1000)}))
+    ctx = mp.get_context("spawn")
+    readers = [ctx.Process(target=_read_forever, args=(path,), daemon=True) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    try:
+        time.sleep(3)  # let the readers overlap so the file is never free of them
+        for k in range(5):
+            # A short wait would run out if the writer had to find a gap between readers.
+            Warehouse(path, wait_seconds=30).replace("soak.items", pd.DataFrame({"k": [k]}))
+    finally:
+        for reader in readers:
+            reader.kill()
+            reader.join()
+    assert Warehouse(path).query("SELECT k FROM soak.items")["k"].tolist() == [4]
+
+
+def _hold_the_writer_lock(path: str, ready) -> None:
+    with Warehouse(path).writer() as con:
+        con.execute("DELETE FROM soak.items")
+        ready.set()
+        time.sleep(600)
+
+
+def test_a_writer_killed_while_holding_the_file_blocks_no_one(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    Warehouse(path).replace("soak.items", pd.DataFrame({"k": [1, 2]}))
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_the_writer_lock, args=(path, ready))
+    holder.start()
+    assert ready.wait(60)
+    with pytest.raises(WarehouseBusyError, match="stayed locked"):
+        Warehouse(path, wait_seconds=0.5).query("SELECT 1")
+    holder.kill()
+    holder.join()
+    assert sorted(Warehouse(path, wait_seconds=10).query("SELECT k FROM soak.items")["k"]) == [1, 2]
+    Warehouse(path, wait_seconds=10).replace("soak.items", pd.DataFrame({"k": [3]}))
+    assert Warehouse(path).query("SELECT k FROM soak.items")["k"].tolist() == [3]

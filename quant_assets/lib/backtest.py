@@ -125,3 +125,56 @@ def _aligned_weights(strategy: str, frame: pd.DataFrame, asset_returns: pd.DataF
     if not np.all(np.isfinite(values)):
         raise ValueError(f"strategy {strategy!r} has infinite weights")
     return values
+
+
+HELD_SUMMARY_COLUMNS: tuple[str, ...] = (
+    *SUMMARY_COLUMNS, "years_held", "gaps", "gap_days", "in_progress_return",
+)
+
+
+def held_backtest(
+    asset_returns: pd.DataFrame,
+    weights: Mapping[str, pd.DataFrame],
+    periods: pd.DataFrame,
+    *,
+    periods_per_year: float,
+    cost_bp: float = 10.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``run_backtest`` over holding periods that are not all complete or adjacent.
+
+    ``periods`` (index ``window_start`` like ``asset_returns``) gives each period's ``period_start`` and
+    ``period_end`` (the decision and the exit), its ``status`` (``complete``, ``before_gap``: complete but
+    followed by days no decision covered, or ``in_progress``) and ``gap_days_after``. Costs and drift are
+    chained over every period; the summary compounds only the complete ones (a gap is time the money was not
+    followed, an in-progress period an unfinished outcome): ``log_growth``, Sharpe, volatility and drawdown of
+    the complete periods, ``annual_return`` over the ``years_held`` (their summed length, gaps excluded),
+    ``gaps`` / ``gap_days`` and the ``in_progress_return`` so far, reported apart.
+    """
+    missing = [c for c in ("period_start", "period_end", "status", "gap_days_after") if c not in periods.columns]
+    if missing:
+        raise ValueError(f"the periods frame lacks column(s) {missing}")
+    if not periods.index.equals(asset_returns.index):
+        raise ValueError("the periods frame must have the same window_start index as the asset returns")
+    unknown = sorted(set(periods["status"]) - {"complete", "before_gap", "in_progress"})
+    if unknown:
+        raise ValueError(f"unknown period status {unknown}; expected complete, before_gap or in_progress")
+    if (periods["status"] == "in_progress").iloc[:-1].any():
+        raise ValueError("only the last period can be in progress")
+    table, _ = run_backtest(asset_returns, weights, periods_per_year=periods_per_year, cost_bp=cost_bp)
+    table = table.merge(periods.rename_axis("window_start").reset_index(), on="window_start", how="left")
+    complete = table["status"] != "in_progress"
+    table["cumulative_log_growth"] = table["log_growth"].where(complete).groupby(table["strategy"]).cumsum()
+    days = (pd.to_datetime(periods["period_end"]) - pd.to_datetime(periods["period_start"])).dt.days
+    finished = (periods["status"] != "in_progress").to_numpy()
+    years = float(days[finished].sum()) / 365.25
+    rows = []
+    for strategy, group in table.groupby("strategy", sort=False):
+        done = group[group["status"] != "in_progress"]
+        stats = performance(done["period_return"].to_numpy(), periods_per_year)
+        stats["annual_return"] = float(np.expm1(stats["log_growth"] / years)) if years > 0 else float("nan")
+        running = group.loc[group["status"] == "in_progress", "period_return"]
+        rows.append({"strategy": strategy, **stats, "years_held": years,
+                     "gaps": int((periods["gap_days_after"] > 0).sum()), "gap_days": int(periods["gap_days_after"].sum()),
+                     "in_progress_return": float(running.iloc[0]) if len(running) else float("nan")})
+    summary = pd.DataFrame(rows)[list(HELD_SUMMARY_COLUMNS)].astype({"periods": "int64"})
+    return table, summary

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.backtest import run_backtest
-from quant_assets.lib.kelly import half_kelly, scenario_kelly
+from quant_assets.lib.backtest import held_backtest
+from quant_assets.lib.kelly import cap_binding_share, half_kelly, scenario_kelly, shrink_expected_returns
 from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS
 from quant_assets.lib.montecarlo import Scenarios, bands, fan_chart_png, simulate
+from quant_assets.lib.outcomes import ensure_columns
 from quant_assets.lib.projector import install_projector
 from quant_assets.lib.report import markdown_table
 from quant_assets.lib.warehouse import Warehouse, replace_in
@@ -34,16 +35,30 @@ class SizingPolicy:
     n_scenarios: int = 10_000
     seed: int = 7
 
+    def __post_init__(self) -> None:
+        if self.horizon not in HORIZON_LABELS:
+            raise ValueError(f"sizing horizon {self.horizon!r} is not one of {', '.join(HORIZON_LABELS)}")
+
 
 @dataclass
 class Decision:
-    """One as-of date's scenarios, candidates and weights."""
+    """One as-of date's scenarios, candidates and weights, all at ``policy.horizon``.
+
+    ``expected_return`` is each symbol's simple expected return at the sizing horizon after shrinkage (what
+    Kelly bet on), ``confidence`` its confidence there, ``shrinkage`` the factor applied to its log mean.
+    """
 
     as_of: date
     marginals: pd.DataFrame
     scenarios: Scenarios
     eligible: list[str]
     kelly: dict[str, float]
+    policy: SizingPolicy = field(default_factory=SizingPolicy)
+    expected_return: dict[str, float] = field(default_factory=dict)
+    confidence: dict[str, float] = field(default_factory=dict)
+    shrinkage: dict[str, float] = field(default_factory=dict)
+    cap_binding: float = float("nan")
+    drives_sizing: bool = True
 
     @property
     def half_kelly(self) -> dict[str, float]:
@@ -61,20 +76,39 @@ def residual_returns(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
 
 
 def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> Decision:
-    """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, confidence)
-    and size long-only scenario-Kelly weights over the symbols predicted up with enough confidence."""
+    """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, confidence and,
+    when stored, ``sizing_mean`` / ``mean_uncertainty``) and size long-only scenario-Kelly weights at the policy's
+    horizon over the symbols whose shrunk expected return is positive and whose confidence passes the gate.
+
+    Before Kelly, each symbol's scenarios at the sizing horizon are shifted so their mean log return is the
+    sizing mean shrunk by its uncertainty (``kelly.shrink_expected_returns``); on a horizon whose ensemble has
+    not beaten the random walk the sizing mean and confidence are the random walk's (see ``build_ensemble``).
+    """
     scenarios = simulate(marginals[["symbol", "horizon", *QUANTILE_COLUMNS]], residuals,
                          n_scenarios=policy.n_scenarios, seed=policy.seed)
     at_horizon = marginals[marginals["horizon"] == policy.horizon].set_index("symbol")
-    eligible = [s for s in scenarios.symbols
-                if at_horizon.loc[s, "mean"] > 0 and at_horizon.loc[s, "confidence"] >= policy.min_confidence]
+    missing = [s for s in scenarios.symbols if s not in at_horizon.index]
+    if missing:
+        raise ValueError(f"decide: no ensemble row at the sizing horizon {policy.horizon} for {', '.join(missing)}")
+    rows = at_horizon.loc[scenarios.symbols]
+    sizing_mean = (rows["sizing_mean"] if "sizing_mean" in rows else rows["mean"]).astype("float64").fillna(rows["mean"])
+    uncertainty = rows["mean_uncertainty"].astype("float64") if "mean_uncertainty" in rows else pd.Series(0.0, rows.index)
+    shrunk, factor, _ = shrink_expected_returns(sizing_mean.to_numpy(), uncertainty.to_numpy())
+    log_returns = scenarios.returns[policy.horizon]
+    log_returns = log_returns + (shrunk - log_returns.mean(axis=0))[None, :]
+    simple = np.expm1(log_returns)
+    expected = dict(zip(scenarios.symbols, (float(x) for x in simple.mean(axis=0))))
+    confidence = dict(zip(scenarios.symbols, (float(x) for x in rows["confidence"])))
+    eligible = [s for i, s in enumerate(scenarios.symbols) if shrunk[i] > 0 and confidence[s] >= policy.min_confidence]
     kelly = {s: 0.0 for s in scenarios.symbols}
     if eligible:
         columns = [scenarios.symbols.index(s) for s in eligible]
-        simple = np.expm1(scenarios.returns[policy.horizon][:, columns])
-        weights = scenario_kelly(simple, cap=policy.cap, max_total=policy.max_total)
+        weights = scenario_kelly(simple[:, columns], cap=policy.cap, max_total=policy.max_total)
         kelly.update(dict(zip(eligible, (float(w) for w in weights))))
-    return Decision(as_of, marginals, scenarios, eligible, kelly)
+    drives = bool(rows["beats_reference"].fillna(True).astype(bool).all()) if "beats_reference" in rows else True
+    return Decision(as_of, marginals, scenarios, eligible, kelly, policy, expected, confidence,
+                    dict(zip(scenarios.symbols, (float(x) for x in factor))),
+                    cap_binding_share(list(kelly.values()), policy.cap), drives)
 
 
 def latest_marginals(warehouse: Warehouse) -> tuple[date, date, pd.DataFrame]:
@@ -110,7 +144,9 @@ def project_and_allocate(warehouse: Warehouse, policy: SizingPolicy) -> dict[str
         "candidates": len(decision.scenarios.symbols), "eligible": decision.eligible,
         "invested_half_kelly": round(sum(half.values()), 4),
         "weights": markdown_table(allocations[allocations["half_kelly_weight"] > 0][
-            ["rank", "symbol", "confidence", "kelly_weight", "half_kelly_weight", "expected_return_1m"]]),
+            ["rank", "symbol", "confidence", "kelly_weight", "half_kelly_weight", f"expected_return_{policy.horizon}"]]),
+        "sizing_horizon": policy.horizon, "cap_binding_share": decision.cap_binding,
+        "drives_sizing": decision.drives_sizing,
         "table_summary": markdown_table(portfolio),
         "fan_chart": fan_chart_png(band_frame),
         "uncorrelated_symbols": decision.scenarios.uncorrelated,
@@ -121,10 +157,12 @@ def _allocation_rows(warehouse: Warehouse, decision: Decision, half: dict[str, f
     prices = warehouse.query(
         """SELECT symbol, asset_class, close AS last_price FROM market.prices WHERE date <= ?
            QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [decision.as_of]).set_index("symbol")
-    confidence = decision.marginals[decision.marginals["horizon"] == SizingPolicy.horizon].set_index("symbol")["confidence"]
+    confidence = decision.marginals[decision.marginals["horizon"] == decision.policy.horizon].set_index("symbol")["confidence"]
     rows = []
     for i, symbol in enumerate(decision.scenarios.symbols):
-        expected = {f"expected_return_{h}": float(np.expm1(decision.scenarios.returns[h][:, i]).mean()) for h in HORIZON_LABELS}
+        # At the sizing horizon, the shrunk expected return Kelly bet on; elsewhere the scenarios' mean.
+        expected = {f"expected_return_{h}": decision.expected_return[symbol] if h == decision.policy.horizon
+                    else float(np.expm1(decision.scenarios.returns[h][:, i]).mean()) for h in HORIZON_LABELS}
         rows.append({"as_of": decision.as_of, "symbol": symbol, "asset_class": prices.loc[symbol, "asset_class"],
                      "confidence": float(confidence.get(symbol, np.nan)), "kelly_weight": decision.kelly[symbol],
                      "half_kelly_weight": half[symbol], "last_price": float(prices.loc[symbol, "last_price"]), **expected})
@@ -133,48 +171,86 @@ def _allocation_rows(warehouse: Warehouse, decision: Decision, half: dict[str, f
 
 
 def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_year: float, cost_bp: float) -> dict[str, object]:
-    """Hold, over each ensemble window, the portfolio its first day's information recommended; compare
-    half-Kelly, full Kelly and equal weight net of costs, and store per-window and summary rows."""
-    # A window's decision is taken on the first date by which every symbol has had a session in it: a window
-    # opening on a weekend has only crypto rows on its first date, and deciding then would leave the
-    # equities out. Each symbol contributes its latest forecast up to that date.
-    windows = warehouse.query(
-        """SELECT window_start, max(first) AS first FROM (
-               SELECT window_start, symbol, min(date) AS first FROM forecasts.ensemble GROUP BY ALL)
-           GROUP BY window_start ORDER BY window_start""")
+    """Hold money continuously: decide at each ensemble window's first session, hold until the next decision,
+    and compare half-Kelly, full Kelly, equal weight and S&P 500 buy-and-hold net of costs.
+
+    A window followed by the next window holds until that window's decision; a window followed by a gap
+    (windows not backfilled) holds until its own last session, and the gap is reported, not compounded; the
+    window still in progress (its end after the last price) is reported with its return so far, outside the
+    compounded figures. Summary statistics are over the complete periods; the annual return uses the time
+    actually held.
+    """
+    windows = _decision_dates(warehouse)
     if windows.empty:
         raise ValueError("no ensemble windows to backtest; materialize meta_ensemble first")
-    weights: dict[str, list[dict[str, float]]] = {"half_kelly": [], "full_kelly": [], "equal_weight": []}
-    realized = []
-    for row in windows.itertuples():
-        first = row.first.date()
+    closes = _closes(warehouse)
+    last_close = closes.index.max()
+    strategies = ("half_kelly", "full_kelly", "equal_weight", *([BENCHMARK] if BENCHMARK_SYMBOL in closes.columns else []))
+    weights: dict[str, list[dict[str, float]]] = {k: [] for k in strategies}
+    realized, periods, cap_binding = [], [], []
+    for i, row in enumerate(windows.itertuples()):
+        first, window_end = row.first.date(), row.window_end.date()
+        following = windows.iloc[i + 1] if i + 1 < len(windows) else None
+        consecutive = following is not None and following["window_start"].date() == window_end
+        in_progress = pd.Timestamp(window_end) > last_close + pd.Timedelta(days=1)
+        exit_day = following["first"] if consecutive else min(pd.Timestamp(window_end) - pd.Timedelta(days=1), last_close)
+        status = "in_progress" if in_progress else ("complete" if consecutive or following is None else "before_gap")
         marginals = warehouse.query(
             """SELECT * FROM forecasts.ensemble WHERE window_start = ? AND date <= ?
                QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [row.window_start, first])
         decision = decide(marginals, residual_returns(warehouse, first), first, policy)
+        symbols = decision.scenarios.symbols
         weights["full_kelly"].append(decision.kelly)
         weights["half_kelly"].append(decision.half_kelly)
-        weights["equal_weight"].append({s: 1.0 / len(decision.scenarios.symbols) for s in decision.scenarios.symbols})
-        realized.append(_window_returns(warehouse, row.window_start.date(), first, decision.scenarios.symbols))
-    index = pd.Index([w.date() for w in windows["window_start"]], name="window_start")
+        weights["equal_weight"].append({s: 1.0 / len(symbols) for s in symbols})
+        if BENCHMARK in weights:
+            weights[BENCHMARK].append({BENCHMARK_SYMBOL: 1.0})
+        cap_binding.append(decision.cap_binding)
+        entry, exit_ = closes.asof(pd.Timestamp(first)), closes.asof(pd.Timestamp(exit_day))
+        realized.append((exit_ / entry - 1.0).to_dict())
+        gap_days = (following["window_start"].date() - window_end).days if following is not None and not consecutive else 0
+        periods.append({"window_start": row.window_start.date(), "period_start": first,
+                        "period_end": pd.Timestamp(exit_day).date(), "status": status, "gap_days_after": gap_days})
+    index = pd.Index([p["window_start"] for p in periods], name="window_start")
+    info = pd.DataFrame(periods).set_index("window_start")
     asset_returns = pd.DataFrame(realized, index=index)
-    periods, summary = run_backtest(asset_returns, {k: pd.DataFrame(v, index=index) for k, v in weights.items()},
-                                    periods_per_year=periods_per_year, cost_bp=cost_bp)
+    table, summary = held_backtest(asset_returns, {k: pd.DataFrame(v, index=index) for k, v in weights.items()},
+                                   info, periods_per_year=periods_per_year, cost_bp=cost_bp)
     with warehouse.writer() as con:
-        replace_in(con, "projections.backtest", periods, None)
+        ensure_columns(con, "projections.backtest", {"period_start": "DATE", "period_end": "DATE", "status": "VARCHAR",
+                                                     "gap_days_after": "INTEGER"})
+        ensure_columns(con, "projections.backtest_summary", {"years_held": "DOUBLE", "gaps": "INTEGER",
+                                                             "gap_days": "INTEGER", "in_progress_return": "DOUBLE"})
+        replace_in(con, "projections.backtest", table, None)
         replace_in(con, "projections.backtest_summary", summary, None)
-    return {"windows": len(windows), "table_summary": markdown_table(summary), "growth_chart": growth_chart_png(periods)}
+    binding = np.asarray(cap_binding, dtype="float64")
+    return {"windows": len(windows), "complete_periods": int((info["status"] != "in_progress").sum()),
+            "gaps": int((info["gap_days_after"] > 0).sum()), "in_progress": info.index[info["status"] == "in_progress"].astype(str).tolist(),
+            "sizing_horizon": policy.horizon,
+            "cap_binding_share": float(np.nanmean(binding)) if np.isfinite(binding).any() else None,
+            "benchmark": BENCHMARK if BENCHMARK in weights else f"no {BENCHMARK_SYMBOL} prices: no benchmark row",
+            "table_summary": markdown_table(summary), "growth_chart": growth_chart_png(table)}
 
 
-def _window_returns(warehouse: Warehouse, window_start: date, first: date, symbols: list[str]) -> dict[str, float]:
-    """Each symbol's simple return from its close on the decision date to its last close in the window (NaN if
-    unknown: the backtest refuses to hold a position whose outcome it cannot see)."""
-    frame = warehouse.query(
-        """SELECT p.symbol, arg_min(close, date) AS entry, arg_max(close, date) AS exit FROM market.prices p
-           JOIN forecasts.plans w ON w.window_start = ? AND w.horizon = '1w'
-           WHERE p.date >= ? AND p.date < w.window_end GROUP BY p.symbol""", [window_start, first])
-    frame = frame.set_index("symbol")
-    return {s: float(frame.loc[s, "exit"] / frame.loc[s, "entry"] - 1.0) if s in frame.index else np.nan for s in symbols}
+BENCHMARK, BENCHMARK_SYMBOL = "sp500_buy_hold", "SP500"
+
+
+def _decision_dates(warehouse: Warehouse) -> pd.DataFrame:
+    """Per ensemble window: its end, and the first date by which every symbol has had a session in it (a window
+    opening on a weekend has only crypto rows on its first date; deciding then would leave the equities out)."""
+    return warehouse.query(
+        """SELECT e.window_start, p.window_end, e.first FROM (
+               SELECT window_start, max(first) AS first FROM (
+                   SELECT window_start, symbol, min(date) AS first FROM forecasts.ensemble GROUP BY ALL)
+               GROUP BY window_start) e
+           JOIN forecasts.plans p ON p.window_start = e.window_start AND p.horizon = '1w'
+           ORDER BY e.window_start""")
+
+
+def _closes(warehouse: Warehouse) -> pd.DataFrame:
+    """Wide date x symbol closes, each carried forward over the days its market was shut."""
+    prices = warehouse.query("SELECT symbol, date, close FROM market.prices")
+    return prices.pivot(index="date", columns="symbol", values="close").sort_index().ffill()
 
 
 def growth_chart_png(periods: pd.DataFrame) -> bytes:

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -46,8 +47,15 @@ from quant_assets.lib.scoring import crps_quantiles
 PREDICTION_REQUIRED: tuple[str, ...] = ("model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS)
 FEATURE_COLUMNS: tuple[str, ...] = ("agreement", "dispersion", "strength")
 DEFAULT_SHRINKAGE = 50.0  # pseudo-count of effective rows pulling toward equal weights / no adjustment
-DEFAULT_MIN_ROWS = 20.0  # effective rows below which a step falls back
-CONFIDENCE_MIN_ROWS = 200  # raw rows (and 20 of each outcome) needed to fit the confidence model
+DEFAULT_MIN_ROWS = 20.0  # effective rows below which stacking keeps its prior weights
+# Conformal recalibration works from fewer rows: its level rises toward the largest past miss when n_eff is small.
+RECALIBRATION_MIN_ROWS = 10.0
+CONFIDENCE_MIN_ROWS = 30.0  # effective rows (and 20 raw hits and misses) needed to fit the confidence model
+CROSS_FIT_FOLDS = 5  # blocks of earlier windows (or dates) for out-of-fold ensembles
+# A model whose P10-P90 spread is beyond these multiples of the reference's is implausible at that horizon.
+SPREAD_BOUNDS = (1.0 / 3.0, 3.0)
+# ...or whose median sits further than this many reference P10-P90 spreads from the reference's median.
+MAX_MEDIAN_SHIFT = 1.0
 FALLBACK_SLOPE = 0.2  # deliberately modest: unvalidated agreement is weak evidence of a right call
 _LEVELS = np.asarray(QUANTILE_LEVELS)
 # The quantile-implied sigma used to normalize conformity scores (q90 - q10 of a normal is 2.563 sigma).
@@ -133,22 +141,21 @@ class Recalibration:
     rows: dict[str, int] = field(default_factory=dict)
     fallback: dict[str, str] = field(default_factory=dict)  # horizon -> why it is left unadjusted
     segments: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    borrowed: dict[str, str] = field(default_factory=dict)  # horizon -> the shorter horizon whose widening it took
 
 
-def fit_recalibration(
-    history_combined: pd.DataFrame,
-    *,
-    shrinkage: float = DEFAULT_SHRINKAGE,
-    min_rows: float = DEFAULT_MIN_ROWS,
-) -> Recalibration:
+def fit_recalibration(history_combined: pd.DataFrame, *, min_rows: float = RECALIBRATION_MIN_ROWS,
+                      horizons=None) -> Recalibration:
     """Learn per horizon and central interval ``[q_lo, q_hi]`` the symmetric widening ``E`` making
     ``[q_lo - E s, q_hi + E s]`` cover its nominal share (conformalized quantile regression, Romano et al.).
 
-    ``history_combined`` is earlier windows' ensemble (``horizon``, quantile columns, ``realized``).
-    The conformity score of a row is ``max(q_lo - realized, realized - q_hi) / s`` with
-    ``s = (q90 - q10) / 2.563``, so the adjustment scales with each forecast's own spread; ``E`` is the
-    empirical quantile of the scores at the interval's level with the split-conformal ``(n + 1) / n``
-    widening, shrunk toward 0 by ``n_eff / (n_eff + shrinkage)``; it may be negative (narrowing). The median
+    ``history_combined`` is earlier windows' ensemble (``horizon``, quantile columns, ``realized``), built
+    out of sample (cross-fitted: each row combined with weights not fitted on it). The conformity score of a
+    row is ``max(q_lo - realized, realized - q_hi) / s`` with ``s = (q90 - q10) / 2.563``, so the adjustment
+    scales with each forecast's own spread; ``E`` is the empirical quantile of the scores at
+    ``conformal_level(nominal, n_eff)``: with short history that level rises toward 1 (a conservative
+    widening toward nominal coverage, never a pull back to the raw width); it may be negative
+    (narrowing) once history shows the intervals too wide. The median
     is not moved: a location shift learned from a few earlier windows mostly replays their market's drift.
     Horizons with fewer than ``min_rows`` effective rows are left as is.
 
@@ -166,17 +173,42 @@ def fit_recalibration(
         if n_eff < min_rows:
             result.fallback[horizon] = f"{len(group)} rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
             continue
-        result.adjustments[horizon] = _conformal_shifts(group, n_eff, shrinkage)
+        result.adjustments[horizon] = _conformal_shifts(group, n_eff)
         if "segment" not in group.columns:
             continue
         for segment, rows in group.groupby("segment", sort=True):
             segment_eff = effective_rows(rows["date"], rows["realized"], horizon)
             if segment_eff >= min_rows:
-                result.segments.setdefault(horizon, {})[str(segment)] = _conformal_shifts(rows, segment_eff, shrinkage)
+                result.segments.setdefault(horizon, {})[str(segment)] = _conformal_shifts(rows, segment_eff)
+    ordered = sorted(set(horizons or []) | set(result.rows), key=_horizon_order)
+    for i, horizon in enumerate(ordered):
+        if horizon in result.adjustments:
+            continue
+        result.fallback.setdefault(horizon, "no realized history")
+        donor = next((h for h in reversed(ordered[:i]) if h in result.adjustments and h not in result.borrowed), None)
+        if donor is not None:
+            shifts = result.adjustments[donor]
+            lower = len(QUANTILE_COLUMNS) // 2  # q05, q10, q25 move down, q75, q90, q95 up, the median stays
+            result.adjustments[horizon] = {c: min(shifts[c], 0.0) if j < lower else max(shifts[c], 0.0)
+                                           for j, c in enumerate(QUANTILE_COLUMNS)}
+            result.borrowed[horizon] = donor
     return result
 
 
-def _conformal_shifts(rows: pd.DataFrame, n_eff: float, shrinkage: float) -> dict[str, float]:
+def conformal_level(nominal: float, n_eff: float) -> float:
+    """The score quantile a split-conformal interval of ``nominal`` coverage uses with ``n_eff`` independent
+    calibration outcomes: ``ceil((n_eff + 1) nominal) / n_eff``, capped at 1.
+
+    Counting effective rather than raw rows makes short histories conservative: the interval is widened
+    toward the largest past miss, and the extra widening fades as history grows (Romano et al. 2019, with
+    the sample size discounted for overlapping labels and common market moves).
+    """
+    if n_eff <= 0:
+        return 1.0
+    return float(min(np.ceil((n_eff + 1.0) * nominal) / n_eff, 1.0))
+
+
+def _conformal_shifts(rows: pd.DataFrame, n_eff: float) -> dict[str, float]:
     """The shrunk split-conformal widening of each central interval on ``rows`` (see ``fit_recalibration``)."""
     q = np.sort(rows[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"), axis=1)
     y = rows["realized"].to_numpy(dtype="float64")
@@ -185,8 +217,8 @@ def _conformal_shifts(rows: pd.DataFrame, n_eff: float, shrinkage: float) -> dic
     for lo in range(len(_LEVELS) // 2):
         hi = len(_LEVELS) - 1 - lo
         scores = np.maximum(q[:, lo] - y, y - q[:, hi]) / spread
-        level = min((_LEVELS[hi] - _LEVELS[lo]) * (n + 1) / n, 1.0)
-        widening = float(np.quantile(scores, level)) * n_eff / (n_eff + shrinkage)
+        level = conformal_level(_LEVELS[hi] - _LEVELS[lo], n_eff)
+        widening = float(np.quantile(scores, level))
         shifts[QUANTILE_COLUMNS[lo]], shifts[QUANTILE_COLUMNS[hi]] = -widening, widening
     return shifts
 
@@ -278,28 +310,67 @@ def fit_confidence(
     hit,
     *,
     seed: int = 0,
-    min_rows: int = CONFIDENCE_MIN_ROWS,
+    min_rows: float = CONFIDENCE_MIN_ROWS,
     slope: float = FALLBACK_SLOPE,
 ) -> ConfidenceModel:
     """Fit P(direction right | agreement features): a seeded logistic regression, calibrated.
 
     Calibration is isotonic from 1,000 rows (Platt sigmoid below, where isotonic overfits), by
-    3-fold unshuffled stratified cross-fitting (``CalibratedClassifierCV``). With fewer than ``min_rows``
-    rows or fewer than 20 hits or misses, returns the fallback ``0.5 + 0.5 (2 agreement - 1) slope``.
+    3-fold unshuffled stratified cross-fitting (``CalibratedClassifierCV``). History is counted in
+    effective rows (``effective_rows`` of the hits, when ``features`` carries ``date`` and ``horizon``):
+    with fewer than ``min_rows`` of them, or fewer than 20 hits or misses, returns the fallback
+    ``0.5 + 0.5 (2 agreement - 1) slope``.
     """
     _require(features, FEATURE_COLUMNS, "the confidence features frame")
     y = np.asarray(hit, dtype=bool)
     if len(y) != len(features):
         raise ValueError(f"fit_confidence: {len(features)} feature rows but {len(y)} hit values")
     n, hits = len(y), int(y.sum())
-    if n < min_rows or min(hits, n - hits) < 20:
-        reason = f"{n} rows with {hits} hits and {n - hits} misses (need {min_rows} rows, 20 of each)"
+    n_eff = _hit_effective_rows(features, y)
+    if n_eff < min_rows or min(hits, n - hits) < 20:
+        reason = (f"{n} rows ({n_eff:.1f} effective) with {hits} hits and {n - hits} misses "
+                  f"(need {min_rows:g} effective rows, 20 of each)")
         return ConfidenceModel(None, True, reason, n, "agreement_fallback", slope)
     method = "isotonic" if n >= 1000 else "sigmoid"
     base = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, random_state=seed))
     model = CalibratedClassifierCV(base, method=method, cv=StratifiedKFold(n_splits=3))
     model.fit(_feature_matrix(features), y)
     return ConfidenceModel(model, False, "", n, f"logistic+{method}", slope)
+
+
+def _hit_effective_rows(features: pd.DataFrame, hit: np.ndarray) -> float:
+    if len(hit) == 0:
+        return 0.0
+    if not {"date", "horizon"} <= set(features.columns):
+        return float(len(hit))
+    return effective_rows(features["date"].to_numpy(), hit.astype("float64"), str(features["horizon"].iloc[0]))
+
+
+def direction_probability(frame: pd.DataFrame) -> np.ndarray:
+    """The ensemble's own probability that its called direction is right: ``p_up`` if the mean is up, else ``1 - p_up``."""
+    p_up = frame["p_up"].to_numpy(dtype="float64")
+    return np.where(frame["mean"].to_numpy(dtype="float64") > 0, p_up, 1.0 - p_up)
+
+
+@dataclass
+class PupCalibration:
+    """Platt scaling of the direction probability implied by ``p_up`` (logit in, logit out)."""
+
+    intercept: float = 0.0
+    slope: float = 1.0
+
+    def predict(self, probability: np.ndarray) -> np.ndarray:
+        return special.expit(self.intercept + self.slope * special.logit(np.clip(probability, 1e-4, 1 - 1e-4)))
+
+
+def fit_pup_calibration(probability: np.ndarray, hit: np.ndarray) -> PupCalibration:
+    """Platt-scale the ensemble's direction probability on realized hits (identity with too little data)."""
+    y = np.asarray(hit, dtype=bool)
+    if len(y) < 20 or y.all() or not y.any():
+        return PupCalibration()
+    x = special.logit(np.clip(np.asarray(probability, dtype="float64"), 1e-4, 1 - 1e-4))[:, None]
+    model = LogisticRegression(C=1.0).fit(x, y)
+    return PupCalibration(float(model.intercept_[0]), float(model.coef_[0, 0]))
 
 
 def predict_confidence(model: ConfidenceModel, features: pd.DataFrame) -> tuple[np.ndarray, bool]:
@@ -322,83 +393,299 @@ def build_ensemble(
     min_rows: float = DEFAULT_MIN_ROWS,
     seed: int = 0,
     segments: Mapping[str, str] | None = None,
+    reference: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
 
-    ``current_preds``: every model's predictions for the current window. ``history_preds``: earlier
+    ``current_preds``: every member's predictions for the current window. ``history_preds``: earlier
     windows' predictions with ``realized`` (and ``label_end``, rows with ``label_end >= as_of`` are
-    dropped). ``segments`` maps a symbol to its asset class, for per-class recalibration. Per horizon:
-    stacking weights, then recalibration and the confidence model, both learned on the history's ensemble
-    (built with the same weights). Returns per key the distribution columns,
-    ``confidence`` and (when present in ``current_preds``) ``realized`` and ``label_end``; and ``info``
-    with weights, adjustments, history sizes and every fallback used.
+    dropped). ``segments`` maps a symbol to its asset class, for per-class recalibration. ``reference``
+    names the member every other is judged against (the random walk): stacking weights shrink toward it
+    (so without history the ensemble is the reference), members whose spread or median is implausible
+    against it at a horizon are dropped there, and a horizon whose out-of-fold ensemble has not beaten it
+    on earlier windows does not drive sizing (``sizing_mean`` and ``confidence`` are the reference's).
+
+    Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
+    the history, on which the conformal recalibration, the reference comparison and the confidence model
+    are learned; spreads made non-decreasing across horizons. Returns per key the distribution columns,
+    ``confidence``, ``sizing_mean`` and ``mean_uncertainty`` (the expected return sizing uses and its
+    standard error), ``beats_reference`` and (when present in ``current_preds``) ``realized`` and
+    ``label_end``; and ``info`` with weights, adjustments, scores, history sizes and every fallback used.
     """
     _require(current_preds, PREDICTION_REQUIRED, "the current predictions frame")
     if current_preds.empty:
         raise ValueError("build_ensemble: the current predictions frame is empty")
     models = sorted(current_preds["model"].unique())
+    if reference is not None and reference not in models:
+        raise ValueError(f"build_ensemble: the reference {reference!r} has no predictions in the current window")
     horizons = sorted(current_preds["horizon"].unique(), key=_horizon_order)
     if history_preds is None or history_preds.empty:
         history_preds = current_preds.iloc[0:0].assign(realized=np.nan, label_end=pd.NaT)
     history = usable_history(history_preds, as_of)
     history = history[history["model"].isin(models) & history["horizon"].isin(horizons)]
-    # A canonical row order: the cross-fitted confidence folds follow it, and a warehouse query returns
+    # A canonical row order: the cross-fitted folds follow it, and a warehouse query returns
     # rows in whatever order they were written, so the same forecasts must give the same ensemble.
     current_preds = current_preds.sort_values([*_keys(current_preds), "model"], ignore_index=True)
     history = history.sort_values([*_keys(history), "model"], ignore_index=True)
 
-    info: dict = {"as_of": str(pd.Timestamp(as_of).date()), "models": models, "horizons": {}, "fallbacks": []}
-    stacks = {h: _stack(history, models, h, shrinkage, min_rows) for h in horizons}
-    weights = {h: s.weights for h, s in stacks.items()}
+    info: dict = {"as_of": str(pd.Timestamp(as_of).date()), "models": models, "reference": reference,
+                  "horizons": {}, "fallbacks": []}
+    dropped = implausible_members(current_preds, reference) if reference else {}
+    members = {h: [m for m in models if m not in dropped.get(h, {})] for h in horizons}
+    prior = {reference: 1.0} if reference else None
+    stacks = {h: _stack(history, members[h], h, shrinkage, min_rows, prior) for h in horizons}
+    weights = {h: {m: stacks[h].weights.get(m, 0.0) for m in models} for h in horizons}
     current = combine(current_preds, weights)
-    past = _attach_realized(combine(history, weights), history)
+    past, fold_key, blocks = _out_of_fold(history, members, horizons, shrinkage, min_rows, prior)
+    versus = _reference_comparison(past, history, reference, horizons)
     if segments is not None:
         current = current.assign(segment=current["symbol"].map(segments))
         past = past.assign(segment=past["symbol"].map(segments))
-    recal = fit_recalibration(past, shrinkage=shrinkage, min_rows=min_rows)
-    current = apply_recalibration(current, recal)
+    recal = fit_recalibration(past, horizons=horizons)
+    current, widened_current = widen_with_horizon(apply_recalibration(current, recal))
     past = apply_recalibration(past, recal)
 
     current_features = agreement_features(current_preds, current)
-    past_features = agreement_features(history, past).merge(past[[*_keys(past), "realized"]], on=_keys(past))
+    past_features = agreement_features(history, past).merge(past[[*_keys(past), "realized", "p_up", "mean"]],
+                                                            on=_keys(past))
     confidence = pd.Series(np.nan, index=current_features.index)
+    current = current.assign(**_member_uncertainty(current_preds, current, weights))
+    current["beats_reference"] = current["horizon"].map(lambda h: versus[h]["beats"]).astype(bool)
+    direction_now = current.set_index(_keys(current)).reindex(
+        current_features.set_index(_keys(current_features)).index)
     for h in horizons:
         stack = stacks[h]
-        fit_rows = past_features[past_features["horizon"] == h]
-        model = fit_confidence(
-            fit_rows, direction_hit(fit_rows["direction"], fit_rows["realized"]), seed=seed
-        )
-        now = current_features["horizon"] == h
+        fit_rows = past_features[past_features["horizon"] == h].reset_index(drop=True)
+        hit = direction_hit(fit_rows["direction"], fit_rows["realized"])
+        model = fit_confidence(fit_rows, hit, seed=seed)
+        now = (current_features["horizon"] == h).to_numpy()
+        evaluation = _confidence_evaluation(fit_rows, hit, fold_key, blocks, seed) if not model.fallback else {}
         confidence.loc[now], used_fallback = predict_confidence(model, current_features[now])
+        method = model.method
+        if evaluation and evaluation["brier_confidence"] >= evaluation["brier_p_up"]:
+            calibration = fit_pup_calibration(direction_probability(fit_rows), hit)
+            confidence.loc[now] = calibration.predict(direction_probability(direction_now[now]))
+            method = "calibrated_p_up"
+            info["fallbacks"].append(f"{h}: confidence is the calibrated p_up (agreement adds nothing out of fold: "
+                                     f"Brier {evaluation['brier_confidence']:.4f} vs {evaluation['brier_p_up']:.4f})")
         info["horizons"][h] = {
-            "weights": stack.weights,
+            "members": members[h],
+            "dropped_implausible": dropped.get(h, {}),
+            "weights": weights[h],
             "optimal_weights": stack.optimal,
             "shrinkage_lambda": stack.lam,
             "history_rows": stack.rows,
             "history_effective_rows": stack.n_eff,
             "crps_equal_weights": stack.crps_equal,
             "crps_stacked": stack.crps_stacked,
+            "out_of_fold": versus[h],
             "recalibration": recal.adjustments.get(h),
             "recalibration_by_segment": recal.segments.get(h, {}),
             "recalibration_rows": recal.rows.get(h, 0),
-            "confidence_method": model.method,
+            "recalibration_borrowed_from": recal.borrowed.get(h),
+            "confidence_method": method,
             "confidence_rows": model.rows,
+            "confidence_evaluation": evaluation,
+            "widened_across_horizons": int(widened_current.get(h, 0)),
         }
+        if dropped.get(h):
+            info["fallbacks"].append(f"{h}: dropped implausible member(s) {', '.join(sorted(dropped[h]))}")
         if stack.fallback:
-            info["fallbacks"].append(f"{h}: equal weights ({stack.fallback})")
-        if h not in recal.adjustments:
+            start = "the reference" if reference else "equal weights"
+            info["fallbacks"].append(f"{h}: {start} ({stack.fallback})")
+        if h in recal.borrowed:
+            info["fallbacks"].append(f"{h}: recalibration widening borrowed from {recal.borrowed[h]} "
+                                     f"({recal.fallback[h]})")
+        elif h not in recal.adjustments:
             reason = recal.fallback.get(h, "no realized history")
             info["fallbacks"].append(f"{h}: no recalibration ({reason})")
         if used_fallback:
             info["fallbacks"].append(f"{h}: agreement-share confidence ({model.reason})")
+        if reference and not versus[h]["beats"]:
+            info["fallbacks"].append(f"{h}: does not drive sizing ({versus[h]['reason']}); expected return and "
+                                     f"confidence are the reference's")
     current_features = current_features.assign(confidence=confidence.to_numpy())
 
     keys = _keys(current)
     out = current.merge(current_features[[*keys, "confidence"]], on=keys, how="left")
+    if reference:
+        out = _reference_for_sizing(out, current_preds, reference)
     extras = [c for c in ("realized", "label_end") if c in current_preds.columns]
     if extras:
         out = out.merge(current_preds.drop_duplicates(keys)[[*keys, *extras]], on=keys, how="left")
-    return out[[*keys, *DISTRIBUTION_COLUMNS, "confidence", *extras]], info
+    return out[[*keys, *DISTRIBUTION_COLUMNS, "confidence", *SIZING_COLUMNS, *extras]], info
+
+
+SIZING_COLUMNS: tuple[str, ...] = ("sizing_mean", "mean_uncertainty", "beats_reference")
+
+
+def implausible_members(preds: pd.DataFrame, reference: str, *, bounds=SPREAD_BOUNDS,
+                        max_shift: float = MAX_MEDIAN_SHIFT) -> dict[str, dict[str, str]]:
+    """Per horizon, the members whose distribution is implausible against ``reference``'s, with the reason.
+
+    On the rows both predict, a member's median P10-P90 spread over the reference's must lie within
+    ``bounds``, and the median distance between the two medians must stay within ``max_shift`` reference
+    spreads (a forecast of a -94% median year from a model that learned on a few crashes is not a forecast).
+    """
+    out: dict[str, dict[str, str]] = {}
+    keys = _keys(preds)
+    for horizon, group in preds.groupby("horizon", sort=False):
+        ref = group[group["model"] == reference].set_index(keys)
+        ref_spread = (ref["q90"] - ref["q10"]).astype("float64")
+        for model, rows in group[group["model"] != reference].groupby("model", sort=True):
+            rows = rows.set_index(keys)
+            common = rows.index.intersection(ref.index)
+            if not len(common):
+                continue
+            base = ref_spread.loc[common].clip(lower=1e-12)
+            ratio = float(np.nanmedian((rows.loc[common, "q90"] - rows.loc[common, "q10"]) / base))
+            shift = float(np.nanmedian(np.abs(rows.loc[common, "q50"] - ref.loc[common, "q50"]) / base))
+            if not np.isfinite(ratio) or not bounds[0] <= ratio <= bounds[1]:
+                out.setdefault(str(horizon), {})[model] = f"P10-P90 spread {ratio:.2f}x the reference's"
+            elif not np.isfinite(shift) or shift > max_shift:
+                out.setdefault(str(horizon), {})[model] = f"median {shift:.2f} reference spreads from the reference's"
+    return out
+
+
+def widen_with_horizon(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Make each (symbol, date)'s P10-P90 spread non-decreasing in the horizon (HORIZONS order): a band narrower
+    than a shorter horizon's is stretched around its median (mean and p_up follow, as in
+    ``apply_recalibration``); returns the frame and the rows widened per horizon."""
+    out = frame.copy()
+    widened: dict[str, int] = {}
+    base = [c for c in _keys(out) if c != "horizon"]
+    spread = (out["q90"] - out["q10"]).astype("float64")
+    order = sorted(out["horizon"].unique(), key=_horizon_order)
+    floor = None
+    for h in order:
+        mask = (out["horizon"] == h).to_numpy()
+        now = pd.Series(spread[mask].to_numpy(), index=pd.MultiIndex.from_frame(out.loc[mask, base]))
+        if floor is not None:
+            needed = floor.reindex(now.index).to_numpy()
+            scale = np.where(np.isfinite(needed) & (needed > now.to_numpy()), needed / np.maximum(now.to_numpy(), 1e-12), 1.0)
+            if np.any(scale > 1.0):
+                q = out.loc[mask, list(QUANTILE_COLUMNS)].to_numpy(dtype="float64")
+                median = q[:, [3]]
+                wider = median + (q - median) * scale[:, None]
+                before, after = quantile_distribution(q), quantile_distribution(wider)
+                out.loc[mask, list(QUANTILE_COLUMNS)] = wider
+                out.loc[mask, "std"] = out.loc[mask, "std"].to_numpy() * scale
+                out.loc[mask, "mean"] = out.loc[mask, "mean"].to_numpy() + (after["mean"] - before["mean"]).to_numpy()
+                p_up = out.loc[mask, "p_up"].to_numpy() + (after["p_up"] - before["p_up"]).to_numpy()
+                out.loc[mask, "p_up"] = np.clip(p_up, 0.0, 1.0)
+                widened[h] = int(np.sum(scale > 1.0))
+                now = now * scale
+        floor = now if floor is None else np.maximum(now, floor.reindex(now.index).fillna(-np.inf))
+    return out, widened
+
+
+def _out_of_fold(history: pd.DataFrame, members: dict[str, list[str]], horizons, shrinkage: float, min_rows: float,
+                 prior) -> tuple[pd.DataFrame, str, list[np.ndarray]]:
+    """The history's ensemble with every block of earlier windows (or of dates, with a single window) combined
+    by weights fitted on the other blocks, with ``realized``; the fold-key column and the blocks of its values."""
+    key = _fold_key(history)
+    if history.empty:
+        return _attach_realized(combine(history, {}), history), key, []
+    values = np.sort(history[key].unique())
+    blocks = [b for b in np.array_split(values, min(CROSS_FIT_FOLDS, len(values))) if len(b)]
+    parts = []
+    for block in blocks:
+        inside = history[key].isin(block).to_numpy()
+        train = history[~inside]
+        weights = {h: _stack(train, members[h], h, shrinkage, min_rows, prior).weights for h in horizons}
+        parts.append(combine(history[inside], {h: {m: w.get(m, 0.0) for m in history["model"].unique()}
+                                               for h, w in weights.items()}))
+    return _attach_realized(pd.concat(parts, ignore_index=True), history), key, blocks
+
+
+def _fold_key(frame: pd.DataFrame) -> str:
+    return "window_start" if "window_start" in frame.columns and frame["window_start"].nunique() >= 2 else "date"
+
+
+def _reference_comparison(past: pd.DataFrame, history: pd.DataFrame, reference: str | None, horizons) -> dict:
+    """Per horizon: out-of-fold CRPS of the ensemble and of the reference on the same rows, and whether the
+    ensemble beat it (needs ``DEFAULT_MIN_ROWS`` effective rows of evidence)."""
+    out = {}
+    for h in horizons:
+        rows = past[past["horizon"] == h]
+        entry = {"rows": len(rows), "crps_ensemble": None, "crps_reference": None, "beats": reference is None,
+                 "reason": "no reference" if reference is None else ""}
+        if len(rows):
+            y = rows["realized"].to_numpy(dtype="float64")
+            entry["crps_ensemble"] = float(np.mean(crps_quantiles(y, rows[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"))))
+        if reference is not None:
+            ref = history[(history["model"] == reference) & (history["horizon"] == h)]
+            joined = rows[_keys(rows)].merge(ref, on=_keys(rows), how="inner")
+            n_eff = effective_rows(joined["date"], joined["realized"], h) if len(joined) else 0.0
+            if len(joined):
+                entry["crps_reference"] = float(np.mean(crps_quantiles(
+                    joined["realized"].to_numpy(dtype="float64"), joined[list(QUANTILE_COLUMNS)].to_numpy(dtype="float64"))))
+            if n_eff < DEFAULT_MIN_ROWS:
+                entry["reason"] = f"{n_eff:.1f} effective out-of-fold rows < {DEFAULT_MIN_ROWS:g}"
+            elif entry["crps_ensemble"] >= entry["crps_reference"]:
+                entry["reason"] = (f"out-of-fold CRPS {entry['crps_ensemble']:.5f} not below the reference's "
+                                   f"{entry['crps_reference']:.5f}")
+            else:
+                entry["beats"] = True
+        out[h] = entry
+    return out
+
+
+def _confidence_evaluation(rows: pd.DataFrame, hit: np.ndarray, key: str, blocks: list[np.ndarray], seed: int) -> dict:
+    """Out-of-fold Brier score and AUC of the confidence model, of the calibrated ``p_up`` and of a constant."""
+    if len(blocks) < 2 or key not in rows.columns:
+        return {}
+    conf, pup, const = (np.full(len(rows), np.nan) for _ in range(3))
+    for block in blocks:
+        inside = rows[key].isin(block).to_numpy()
+        if not inside.any() or inside.all():
+            continue
+        train = rows[~inside]
+        model = fit_confidence(train, hit[~inside], seed=seed)
+        conf[inside], _ = predict_confidence(model, rows[inside])
+        pup[inside] = fit_pup_calibration(direction_probability(train), hit[~inside]).predict(direction_probability(rows[inside]))
+        const[inside] = hit[~inside].mean()
+    ok = np.isfinite(conf) & np.isfinite(pup)
+    if ok.sum() < 20 or hit[ok].all() or not hit[ok].any():
+        return {}
+    y = hit[ok].astype("float64")
+    raw = direction_probability(rows[ok])
+    return {
+        "rows": int(ok.sum()),
+        "brier_confidence": float(np.mean((conf[ok] - y) ** 2)),
+        "brier_p_up": float(np.mean((pup[ok] - y) ** 2)),
+        "brier_constant": float(np.mean((const[ok] - y) ** 2)),
+        "auc_confidence": float(roc_auc_score(y, conf[ok])),
+        "auc_p_up": float(roc_auc_score(y, raw)),
+    }
+
+
+def _member_uncertainty(preds: pd.DataFrame, combined: pd.DataFrame, weights) -> dict[str, np.ndarray]:
+    """The standard error of the ensemble mean taken as the weighted spread of its members' means around it."""
+    keys = _keys(combined)
+    rows = preds[[*keys, "model", "mean"]].merge(combined[[*keys, "mean"]].rename(columns={"mean": "ens"}), on=keys)
+    rows["w"] = [float(weights.get(h, {}).get(m, 0.0)) for h, m in zip(rows["horizon"], rows["model"])]
+    rows["wd"] = rows["w"] * (rows["mean"] - rows["ens"]) ** 2
+    sums = rows.groupby(keys, sort=False)[["w", "wd"]].sum()
+    spread = np.sqrt(sums["wd"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
+    aligned = spread.reindex(pd.MultiIndex.from_frame(combined[keys])).to_numpy()
+    return {"sizing_mean": combined["mean"].to_numpy(), "mean_uncertainty": np.nan_to_num(aligned)}
+
+
+def _reference_for_sizing(out: pd.DataFrame, preds: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """On horizons that have not beaten the reference, sizing reads the reference: its mean (with the standard
+    error of a trailing one-year drift) and its own probability of the direction it calls."""
+    keys = _keys(out)
+    ref = preds[preds["model"] == reference][[*keys, "mean", "std", "p_up"]].rename(
+        columns={"mean": "ref_mean", "std": "ref_std", "p_up": "ref_p_up"})
+    out = out.merge(ref, on=keys, how="left")
+    fallback = ~out["beats_reference"].to_numpy(dtype=bool) & out["ref_mean"].notna().to_numpy()
+    steps = out["horizon"].map(lambda h: _steps(h)).to_numpy(dtype="float64")
+    out.loc[fallback, "sizing_mean"] = out.loc[fallback, "ref_mean"]
+    out.loc[fallback, "mean_uncertainty"] = (out["ref_std"] * np.sqrt(steps / 252.0))[fallback]
+    ref_direction = np.where(out["ref_mean"] > 0, out["ref_p_up"], 1.0 - out["ref_p_up"])
+    out.loc[fallback, "confidence"] = ref_direction[fallback]
+    return out.drop(columns=["ref_mean", "ref_std", "ref_p_up"])
 
 
 def usable_history(history: pd.DataFrame, as_of=None) -> pd.DataFrame:
@@ -427,10 +714,13 @@ class _Stack:
     fallback: str
 
 
-def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: float, min_rows: float) -> _Stack:
-    """CRPS-optimal simplex weights for one horizon, shrunk toward equal weights."""
+def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: float, min_rows: float,
+           prior: Mapping[str, float] | None = None) -> _Stack:
+    """CRPS-optimal simplex weights for one horizon, shrunk toward ``prior`` (equal weights by default)."""
     m = len(models)
-    equal = {name: 1.0 / m for name in models}
+    target = np.array([float((prior or {}).get(name, 0.0)) for name in models]) if prior else np.full(m, 1.0 / m)
+    target = target / target.sum() if target.sum() > 0 else np.full(m, 1.0 / m)
+    start = {name: float(x) for name, x in zip(models, target)}
     rows = history[(history["horizon"] == horizon) & history["model"].isin(models)]
     n, q, y = 0, None, None
     if not rows.empty:
@@ -441,13 +731,13 @@ def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: fl
         q, n = np.sort(values[complete], axis=2), int(complete.sum())
     n_eff = effective_rows(index.get_level_values("date")[complete], y, horizon) if n else 0.0
     if m == 1:
-        return _Stack(equal, None, 1.0, n, n_eff, None, None, "a single model")
+        return _Stack(start, None, 1.0, n, n_eff, None, None, "a single model")
     if n_eff < min_rows:
         reason = f"{n} complete rows ({n_eff:.1f} effective) < {min_rows:g} effective rows"
-        return _Stack(equal, None, 1.0, n, n_eff, None, None, reason)
+        return _Stack(start, None, 1.0, n, n_eff, None, None, reason)
     optimal = _optimal_weights(q, y)
     lam = shrinkage / (shrinkage + n_eff)
-    w = (1.0 - lam) * optimal + lam / m
+    w = (1.0 - lam) * optimal + lam * target
     return _Stack(
         {name: float(x) for name, x in zip(models, w)},
         {name: float(x) for name, x in zip(models, optimal)},

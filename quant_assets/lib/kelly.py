@@ -66,3 +66,31 @@ def scenario_kelly(
 def half_kelly(weights: np.ndarray) -> np.ndarray:
     """Half the Kelly weights: about three quarters of the growth for half the volatility."""
     return np.asarray(weights, dtype="float64") / 2.0
+
+
+def shrink_expected_returns(mean, uncertainty) -> tuple[np.ndarray, np.ndarray, float]:
+    """Expected returns shrunk toward zero by their uncertainty (normal-normal empirical Bayes).
+
+    Each estimate ``m_i`` of a true expected return ``mu_i`` has standard error ``s_i``; across symbols the
+    true values are taken as ``N(0, tau^2)``, with ``tau^2 = max(mean(m^2) - mean(s^2), 0)`` (method of
+    moments). The posterior mean is ``m_i tau^2 / (tau^2 + s_i^2)``: a noisy mean, which Kelly would
+    otherwise bet on in full, is pulled toward zero in proportion to its noise. Returns the shrunk means,
+    the factors ``tau^2 / (tau^2 + s_i^2)`` and ``tau^2``. Zero uncertainty everywhere leaves the means.
+    """
+    m = np.asarray(mean, dtype="float64")
+    s2 = np.square(np.nan_to_num(np.asarray(uncertainty, dtype="float64"), nan=0.0))
+    if m.shape != s2.shape:
+        raise ValueError(f"shrink_expected_returns: {m.size} means but {s2.size} uncertainties")
+    if m.size == 0:
+        return m, m, 0.0
+    tau2 = float(max(np.mean(m**2) - np.mean(s2), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(s2 > 0, tau2 / (tau2 + s2), 1.0)
+    return m * factor, factor, tau2
+
+
+def cap_binding_share(weights, cap: float, tolerance: float = 1e-6) -> float:
+    """Share of the held positions (weight > 0) sitting at the position cap; NaN when nothing is held."""
+    w = np.asarray(weights, dtype="float64")
+    held = w > tolerance
+    return float(np.mean(w[held] >= cap - tolerance)) if held.any() else float("nan")

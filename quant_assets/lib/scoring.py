@@ -142,6 +142,28 @@ def skill(scores: pd.DataFrame, reference: str = "baseline") -> pd.DataFrame:
     return out[[*keys, "model", "crps", "crps_ref", "skill"]]
 
 
+def newey_west_t(series, lags: int) -> float:
+    """t-statistic of the mean of ``series`` with a Newey-West (Bartlett kernel) HAC standard error.
+
+    For the mean of per-date information coefficients whose labels overlap (``lags`` = the horizon's steps):
+    plain standard errors would count each overlapping month of daily 1m labels as 21 observations.
+    Non-finite values are dropped; NaN with fewer than three values or a zero variance.
+    """
+    x = np.asarray(series, dtype="float64")
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    if lags < 0:
+        raise ValueError(f"newey_west_t: lags must be non-negative, got {lags}")
+    d = x - x.mean()
+    lags = int(min(lags, n - 1))
+    variance = d @ d / n
+    for k in range(1, lags + 1):
+        variance += 2.0 * (1.0 - k / (lags + 1.0)) * (d[k:] @ d[:-k]) / n
+    return float(x.mean() / np.sqrt(variance / n)) if variance > 0 else float("nan")
+
+
 def _quantile_arrays(y: np.ndarray, quantiles: np.ndarray, levels) -> tuple[np.ndarray, np.ndarray]:
     q = np.atleast_2d(np.asarray(quantiles, dtype="float64"))
     alpha = np.asarray(levels, dtype="float64")

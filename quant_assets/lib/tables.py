@@ -36,6 +36,7 @@ DDL: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS forecasts.ensemble (
             window_start DATE NOT NULL, symbol VARCHAR NOT NULL, date DATE NOT NULL, horizon VARCHAR NOT NULL,
             {_DISTRIBUTION}, confidence DOUBLE, label_end DATE,
+            sizing_mean DOUBLE, mean_uncertainty DOUBLE, beats_reference BOOLEAN,
             PRIMARY KEY (window_start, symbol, date, horizon))""",
     "forecasts.scores": """
         CREATE TABLE IF NOT EXISTS forecasts.scores (
@@ -57,9 +58,16 @@ DDL: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS projections.backtest (
             strategy VARCHAR NOT NULL, window_start DATE NOT NULL, period_return DOUBLE, log_growth DOUBLE,
             turnover DOUBLE, cumulative_log_growth DOUBLE,
+            period_start DATE, period_end DATE, status VARCHAR, gap_days_after INTEGER,
             PRIMARY KEY (strategy, window_start))""",
     "projections.backtest_summary": """
         CREATE TABLE IF NOT EXISTS projections.backtest_summary (
             strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
-            annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE)""",
+            annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE,
+            years_held DOUBLE, gaps INTEGER, gap_days INTEGER, in_progress_return DOUBLE)""",
+    "portfolio.plays": """
+        CREATE TABLE IF NOT EXISTS portfolio.plays (
+            play_id BIGINT NOT NULL PRIMARY KEY, symbol VARCHAR NOT NULL, shares DOUBLE NOT NULL,
+            entry_price DOUBLE NOT NULL, entry_date DATE NOT NULL, note VARCHAR,
+            created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)""",
 }

@@ -19,6 +19,7 @@ from quant_assets.lib.models.base import (
     Forecaster,
     finish,
     quantile_distribution,
+    subsample_rows,
     training_rows,
 )
 
@@ -91,7 +92,7 @@ class QuantileLinearForecaster(Forecaster):
     family = "statistical"
     kind = "sklearn"
 
-    def __init__(self, horizon: str, seed: int = 0, max_rows: int = 20_000, max_iter: int = 500) -> None:
+    def __init__(self, horizon: str, seed: int = 0, max_rows: int = 8_000, max_iter: int = 500) -> None:
         super().__init__(horizon, seed)
         self.max_rows = max_rows
         self.max_iter = max_iter
@@ -99,10 +100,7 @@ class QuantileLinearForecaster(Forecaster):
     def fit(self, frame: pd.DataFrame) -> "QuantileLinearForecaster":
         """Fit one coefficient vector per quantile level; levels that hit the iteration limit are
         listed in ``iteration_limit_levels``."""
-        rows = training_rows(frame, self.name)
-        if len(rows) > self.max_rows:
-            keep = np.sort(np.random.default_rng(self.seed).choice(len(rows), self.max_rows, replace=False))
-            rows = rows.iloc[keep].reset_index(drop=True)
+        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
         self.prep_ = FeaturePrep.fit(rows)
         x = self.prep_.standardized(rows)
         # Constant columns make the IRLS normal equations singular; they carry nothing anyway.

@@ -16,8 +16,13 @@ from quant_assets.lib.models.base import (
     Forecaster,
     finish,
     quantile_distribution,
+    subsample_rows,
     training_rows,
 )
+
+# Training rows each tree model fits on at most (see base.subsample_rows): about half a 10-year panel of
+# 23 symbols, which halves the fitting time at no measurable cost in CRPS (bench/walk_forward.py).
+TREE_MAX_ROWS = 25_000
 
 
 def _standardized_target(rows: pd.DataFrame) -> tuple[np.ndarray, float, float]:
@@ -45,8 +50,10 @@ class LightGBMForecaster(Forecaster):
         num_leaves: int = 15,
         min_child_samples: int = 100,
         num_threads: int = 1,
+        max_rows: int | None = TREE_MAX_ROWS,
     ) -> None:
         super().__init__(horizon, seed)
+        self.max_rows = max_rows
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -55,7 +62,7 @@ class LightGBMForecaster(Forecaster):
 
     def fit(self, frame: pd.DataFrame) -> "LightGBMForecaster":
         """Fit the seven quantile boosters on the rows with a known target."""
-        rows = training_rows(frame, self.name)
+        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
         self.prep_ = FeaturePrep.fit(rows)
         x = self.prep_.raw(rows)
         y, self.y_center_, self.y_scale_ = _standardized_target(rows)
@@ -96,6 +103,7 @@ class LightGBMForecaster(Forecaster):
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
             "num_threads": self.num_threads,
+            "max_rows": self.max_rows,
         }
 
 
@@ -115,8 +123,10 @@ class XGBoostForecaster(Forecaster):
         max_depth: int = 3,
         min_child_weight: float = 100.0,
         nthread: int = 1,
+        max_rows: int | None = TREE_MAX_ROWS,
     ) -> None:
         super().__init__(horizon, seed)
+        self.max_rows = max_rows
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -125,7 +135,7 @@ class XGBoostForecaster(Forecaster):
 
     def fit(self, frame: pd.DataFrame) -> "XGBoostForecaster":
         """Fit the multi-quantile booster on the rows with a known target."""
-        rows = training_rows(frame, self.name)
+        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
         self.prep_ = FeaturePrep.fit(rows)
         x = self.prep_.raw(rows)
         y, self.y_center_, self.y_scale_ = _standardized_target(rows)
@@ -159,6 +169,7 @@ class XGBoostForecaster(Forecaster):
             "max_depth": self.max_depth,
             "min_child_weight": self.min_child_weight,
             "nthread": self.nthread,
+            "max_rows": self.max_rows,
         }
 
 
@@ -185,8 +196,10 @@ class ExtraTreesForecaster(Forecaster):
         min_samples_leaf: int = 50,
         max_features: float = 0.5,
         n_jobs: int = 1,
+        max_rows: int | None = TREE_MAX_ROWS,
     ) -> None:
         super().__init__(horizon, seed)
+        self.max_rows = max_rows
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
@@ -194,7 +207,7 @@ class ExtraTreesForecaster(Forecaster):
 
     def fit(self, frame: pd.DataFrame) -> "ExtraTreesForecaster":
         """Grow the forest and tabulate the target's distribution in every leaf."""
-        rows = training_rows(frame, self.name)
+        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
         self.prep_ = FeaturePrep.fit(rows)
         x = self.prep_.raw(rows)
         y = rows[TARGET].to_numpy(dtype="float64")
@@ -231,6 +244,7 @@ class ExtraTreesForecaster(Forecaster):
             "min_samples_leaf": self.min_samples_leaf,
             "max_features": self.max_features,
             "n_jobs": self.n_jobs,
+            "max_rows": self.max_rows,
         }
 
 

@@ -1,0 +1,249 @@
+"""Long walk-forward evaluation: backfill monthly windows of the sample and score the forecasts and decisions.
+
+Builds (or reuses) its own QUANT_HOME with the sample's market and features assets, then through the library
+functions (no Dagster run per window, no MLflow): plans every window, fits the nine models and the random-walk
+reference per window (``--workers`` processes, one window each, one BLAS thread each; windows already fitted are
+skipped, so an interrupted run resumes), builds the ensembles in window order (each learns only from labels
+that ended before it), and runs the decision backtest.
+
+Reports per horizon, for equities and the (synthetic) crypto separately:
+  - mean cross-sectional rank IC of the ensemble mean, with a Newey-West t-statistic (HAC lags = the horizon's
+    steps, since consecutive dates' labels overlap) over the per-date ICs;
+  - P10-P90 and P05-P95 coverage;
+  - CRPS skill of the ensemble (and of each model) against the random walk, on the same rows;
+  - Brier score of p_up (and of the constant base rate), AUC of the confidence for the direction being right;
+and for the decisions: log growth, Sharpe and maximum drawdown of each strategy; and the wall time.
+
+Run: ``nice -n 10 .venv/bin/python bench/evaluate.py --home /tmp/eval --windows 2019-01-01..2022-12-01``.
+``--report-only`` re-reads a finished (or partial) home and prints the figures.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from walk_forward import build_warehouse, load_note, parse_windows  # noqa: E402
+
+from quant_assets.lib.models import BASELINE, MODEL_NAMES  # noqa: E402
+from quant_assets.lib.models.base import HORIZON_BY_LABEL, HORIZONS, QUANTILE_COLUMNS  # noqa: E402
+from quant_assets.lib.outcomes import OUTCOMES_SQL  # noqa: E402
+from quant_assets.lib.scoring import crps_quantiles, newey_west_t  # noqa: E402
+from quant_assets.lib.warehouse import Warehouse  # noqa: E402
+
+GOAL_COVERAGE = (0.75, 0.85)
+
+
+def fit_window(home: str, start: date, end: date, models: list[str]) -> tuple[str, float, dict[str, float]]:
+    """Plan, fit every model of one window and store it (what the plan and fit assets do, without MLflow)."""
+    os.environ["QUANT_HOME"] = home
+    from quant_assets.lib.folds import plan_and_store, stored_plans
+    from quant_assets.lib.training import load_panel, panel_span, run_fold, store_fold
+    from quant_assets.settings import Settings
+
+    settings = Settings()
+    warehouse = Warehouse(Path(home) / "warehouse.duckdb")
+    started = time.perf_counter()
+    plan_and_store(warehouse, settings, start, end)
+    plans = stored_plans(warehouse, start)
+    panel = load_panel(warehouse, *panel_span(plans))
+    seconds = {}
+    for name in models:
+        began = time.perf_counter()
+        store_fold(warehouse, run_fold(name, plans, panel, seed=settings.seed))
+        seconds[name] = time.perf_counter() - began
+    return str(start), time.perf_counter() - started, seconds
+
+
+def fitted_windows(warehouse: Warehouse, models: list[str]) -> set[str]:
+    if not warehouse.table_exists("forecasts.fits"):
+        return set()
+    done = warehouse.query("SELECT window_start, count(DISTINCT model) AS n FROM forecasts.fits GROUP BY 1")
+    return {str(w.date()) for w, n in zip(done["window_start"], done["n"]) if n >= len(models)}
+
+
+def backfill(home: Path, windows, models: list[str], workers: int) -> pd.DataFrame:
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    done = fitted_windows(warehouse, models)
+    todo = [(s, e) for s, e in windows if str(s) not in done]
+    print(f"  fits: {len(windows) - len(todo)} window(s) already fitted, {len(todo)} to fit in {workers} process(es)",
+          flush=True)
+    rows = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fit_window, str(home), s, e, models) for s, e in todo]
+        for future in as_completed(futures):
+            start, seconds, per_model = future.result()
+            rows.append({"window_start": start, "seconds": seconds, **per_model})
+            print(f"    window {start}: {seconds:6.1f} s  ({load_note()})", flush=True)
+    return pd.DataFrame(rows)
+
+
+def ensembles(home: Path, windows) -> float:
+    from quant_assets.lib.meta import ensemble_window
+
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    started = time.perf_counter()
+    for start, _ in windows:
+        ensemble_window(warehouse, start)
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- figures
+
+
+def rank_ic_series(frame: pd.DataFrame) -> pd.Series:
+    """Per date, the Spearman correlation of ``mean`` and ``realized`` across symbols (3 symbols or more)."""
+    def one(rows):
+        if len(rows) < 3 or rows["mean"].nunique() < 2 or rows["realized"].nunique() < 2:
+            return np.nan
+        return rows["mean"].rank().corr(rows["realized"].rank())
+    return frame.groupby("date").apply(one, include_groups=False).dropna()
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float(roc_auc_score(positive, score))
+
+
+def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
+    ensemble = warehouse.query(
+        f"""SELECT e.* EXCLUDE (realized, label_end), o.realized, p.asset_class FROM forecasts.ensemble e
+            JOIN ({OUTCOMES_SQL}) o USING (symbol, date, horizon)
+            JOIN (SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY 1) p USING (symbol)""")
+    preds = warehouse.query(
+        f"""SELECT f.model, f.window_start, f.symbol, f.date, f.horizon, {', '.join('f.' + c for c in QUANTILE_COLUMNS)},
+                   o.realized FROM forecasts.predictions f JOIN ({OUTCOMES_SQL}) o USING (symbol, date, horizon)""")
+    preds["crps"] = crps_quantiles(preds["realized"].to_numpy(), preds[list(QUANTILE_COLUMNS)].to_numpy())
+    keys = ["window_start", "symbol", "date", "horizon"]
+    ensemble["crps"] = crps_quantiles(ensemble["realized"].to_numpy(), ensemble[list(QUANTILE_COLUMNS)].to_numpy())
+    reference = preds[preds["model"] == BASELINE][[*keys, "crps"]].rename(columns={"crps": "crps_rw"})
+    rows = []
+    for (asset_class, horizon), group in ensemble.groupby(["asset_class", "horizon"]):
+        group = group.merge(reference, on=keys, how="inner")
+        y = group["realized"].to_numpy()
+        up = y > 0
+        hit = (group["mean"].to_numpy() > 0) == up
+        ics = rank_ic_series(group)
+        steps = HORIZON_BY_LABEL[horizon].crypto_days if asset_class == "crypto" else HORIZON_BY_LABEL[horizon].equity_sessions
+        models = preds[preds["horizon"] == horizon].merge(group[keys], on=keys).merge(reference, on=keys)
+        per_model = models.groupby("model").apply(lambda m: 1.0 - m["crps"].mean() / m["crps_rw"].mean(),
+                                                  include_groups=False)
+        rows.append({
+            "class": asset_class, "horizon": horizon, "rows": len(group), "windows": group["window_start"].nunique(),
+            "rank_ic": ics.mean() if len(ics) else np.nan, "nw_t": newey_west_t(ics.to_numpy(), steps),
+            "cov_80": float(np.mean((y >= group["q10"]) & (y <= group["q90"]))),
+            "cov_90": float(np.mean((y >= group["q05"]) & (y <= group["q95"]))),
+            "crps_skill": 1.0 - group["crps"].mean() / group["crps_rw"].mean(),
+            "best_model_skill": f"{per_model.drop(BASELINE, errors='ignore').idxmax()} {per_model.drop(BASELINE, errors='ignore').max():+.3f}"
+            if len(per_model.drop(BASELINE, errors="ignore")) else "",
+            "brier_p_up": float(np.mean((group["p_up"] - up) ** 2)),
+            "brier_const": float(np.mean((up.mean() - up) ** 2)),
+            "auc_conf": auc(group["confidence"].to_numpy(), hit),
+            "beats_rw_share": float(group["beats_reference"].mean()) if "beats_reference" in group else np.nan,
+        })
+    order = {h.label: i for i, h in enumerate(HORIZONS)}
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["class", "horizon"], key=lambda c: c.map(order) if c.name == "horizon" else c)
+
+
+def decision_figures(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, dict]:
+    from quant_assets.lib.decisions import SizingPolicy, decision_backtest
+
+    summary = decision_backtest(warehouse, SizingPolicy(horizon=horizon, n_scenarios=4000), 12.0, 10.0)
+    table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
+    return table, summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, required=True, help="the evaluation's own QUANT_HOME (created if missing)")
+    parser.add_argument("--windows", default="2019-01-01..2022-12-01", help="monthly window starts FIRST..LAST")
+    parser.add_argument("--workers", type=int, default=2, help="windows fitted side by side (processes)")
+    parser.add_argument("--sizing-horizon", default="1m")
+    parser.add_argument("--report-only", action="store_true",
+                        help="fit nothing: build the ensembles of the fitted windows and print the figures")
+    args = parser.parse_args()
+    windows = parse_windows(args.windows)
+    home = args.home.resolve()
+    os.environ["QUANT_HOME"] = str(home)
+    models = [*MODEL_NAMES, BASELINE]
+    started = time.perf_counter()
+    print(f"long evaluation: {len(windows)} monthly windows {windows[0][0]} .. {windows[-1][0]} in {home}; {load_note()}",
+          flush=True)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    timings = {}
+    if not args.report_only:
+        if not warehouse.table_exists("features.features"):
+            timings["warehouse"] = build_warehouse(home, None)
+            print(f"  sample warehouse built in {timings['warehouse']:.0f} s", flush=True)
+        began = time.perf_counter()
+        fits = backfill(home, windows, models, args.workers)
+        timings["fits"] = time.perf_counter() - began
+        if len(fits):
+            per_model = fits[models].mean().sort_values(ascending=False)
+            print("  mean seconds per window and model (inside a worker, 2 side by side): "
+                  + ", ".join(f"{m} {s:.1f}" for m, s in per_model.items()), flush=True)
+            print(f"  mean seconds per window (all models): {fits['seconds'].mean():.1f}", flush=True)
+    # The ensembles of every fitted window, in order (a report on a partial run builds them for what is fitted).
+    timings["ensembles"] = ensembles(home, [w for w in windows if str(w[0]) in fitted_windows(warehouse, models)])
+    print(f"  ensembles built in {timings['ensembles']:.0f} s", flush=True)
+    done = sorted(fitted_windows(warehouse, models))
+    print(f"\nwindows fitted: {len(done)} ({done[0] if done else '-'} .. {done[-1] if done else '-'})")
+    figures = forecast_figures(warehouse)
+    print("\nforecasts (ensemble; CRPS skill and coverage on rows with realized labels):")
+    print(figures.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    began = time.perf_counter()
+    table, summary = decision_figures(warehouse, args.sizing_horizon)
+    timings["backtest"] = time.perf_counter() - began
+    print(f"\ndecisions (sizing horizon {args.sizing_horizon}, held from decision to decision, 10 bp costs; "
+          f"{summary['complete_periods']} complete periods, {summary['gaps']} gap(s), in progress: {summary['in_progress']}; "
+          f"cap binding on {_share(summary['cap_binding_share'])} of held positions):")
+    print(table[["strategy", "periods", "log_growth", "annual_return", "sharpe", "max_drawdown", "years_held",
+                 "in_progress_return"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    goals(figures, table)
+    timings["total"] = time.perf_counter() - started
+    print("\nwall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; {load_note()}")
+    return 0
+
+
+def _share(value) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{value:.0%}"
+
+
+def goals(figures: pd.DataFrame, table: pd.DataFrame) -> None:
+    print("\ngoals (issue 9):")
+    for row in figures.itertuples():
+        ok = GOAL_COVERAGE[0] <= row.cov_80 <= GOAL_COVERAGE[1]
+        need_better = row.horizon in ("1w", "1m")
+        crps_ok = row.crps_skill > 0 if need_better else row.crps_skill >= 0
+        print(f"  {row._1:<6} {row.horizon}: P10-P90 coverage {row.cov_80:.3f} {'met' if ok else 'NOT met'}; "
+              f"CRPS skill {row.crps_skill:+.4f} {'met' if crps_ok else 'NOT met'}")
+    by = table.set_index("strategy")
+    if {"half_kelly", "full_kelly", "equal_weight"} <= set(by.index):
+        dd = by.loc["half_kelly", "max_drawdown"] / by.loc["full_kelly", "max_drawdown"] if by.loc["full_kelly", "max_drawdown"] else float("nan")
+        print(f"  half-Kelly max drawdown / full Kelly's = {dd:.2f} (goal <= 0.60: {'met' if dd <= 0.6 else 'NOT met'}); "
+              f"Sharpe half-Kelly {by.loc['half_kelly', 'sharpe']:.3f} vs equal weight {by.loc['equal_weight', 'sharpe']:.3f} "
+              f"({'met' if by.loc['half_kelly', 'sharpe'] >= by.loc['equal_weight', 'sharpe'] else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Dependencies the routes declare: the process's state (warehouse reads, writes, the live provider)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from quant_assets.api.state import ApiState
+from quant_assets.lib.live import LivePrices
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+def get_live(request: Request) -> LivePrices:
+    return request.app.state.api.live

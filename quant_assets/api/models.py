@@ -1,0 +1,195 @@
+"""The request and response models of every endpoint (what /docs shows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+
+class Freshness(BaseModel):
+    """How current the answer is: when it was read, when the warehouse last changed, whether it was kept from
+    an earlier read because the pipeline was writing."""
+
+    read_at: str
+    warehouse_modified_at: str | None
+    served_from_cache: bool
+    note: str = ""
+
+
+class Quote(BaseModel):
+    symbol: str
+    price: float
+    source: str = Field(description="'polygon', 'coinbase', or 'last_close' when the live source is off or failed")
+    timestamp: str
+    age_seconds: float
+    delayed: bool
+    stale: bool
+    note: str = ""
+
+
+class Band(BaseModel):
+    horizon: str
+    p10: float
+    p50: float
+    p90: float
+    price_p10: float | None = None
+    price_p50: float | None = None
+    price_p90: float | None = None
+
+
+class ProjectorLine(BaseModel):
+    rank: int | None
+    symbol: str
+    asset_class: str | None
+    side: str | None
+    confidence: float | None
+    weight: float
+    dollars: float
+    shares: float | None
+    last_price: float | None
+    live_price: float | None = None
+    expected_return: float | None
+    quote: Quote | None
+    bands: list[Band] = Field(description="P10/P50/P90 of the line's value in dollars per horizon")
+
+
+class ProjectorResponse(BaseModel):
+    amount: float
+    as_of: dt.date
+    lines: list[ProjectorLine]
+    synthetic_symbols: list[str] = Field(description="symbols whose history is simulated (the sample's crypto)")
+    freshness: Freshness
+
+
+class SeriesPoint(BaseModel):
+    window_start: dt.date
+    period_return: float
+    growth: float
+    drawdown: float
+
+
+class OpenPeriod(BaseModel):
+    since: dt.date
+    half_kelly_return: float
+    full_kelly_return: float
+    quotes: list[Quote]
+
+
+class BacktestResponse(BaseModel):
+    series: dict[str, list[SeriesPoint]]
+    summary: list[dict[str, float | int | str | None]]
+    open_period: OpenPeriod | None
+    freshness: Freshness
+
+
+class PlayIn(BaseModel):
+    symbol: str = Field(min_length=1, max_length=20)
+    shares: float
+    entry_price: float
+    entry_date: dt.date
+    note: str | None = None
+
+
+class PlayPatch(BaseModel):
+    symbol: str | None = Field(default=None, min_length=1, max_length=20)
+    shares: float | None = None
+    entry_price: float | None = None
+    entry_date: dt.date | None = None
+    note: str | None = None
+
+
+class PlayBand(BaseModel):
+    as_of: dt.date
+    horizon: str
+    p10: float
+    p50: float
+    p90: float
+    where: str
+    position: float = Field(description="0 at P10, 1 at P90")
+
+
+class Play(BaseModel):
+    play_id: int
+    symbol: str
+    shares: float
+    entry_price: float
+    entry_date: dt.date
+    note: str | None
+    price: float | None
+    value: float | None = None
+    cost: float | None = None
+    pnl: float | None = None
+    pnl_pct: float | None = None
+    quote: Quote | None
+    band: PlayBand | None
+
+
+class PlaysResponse(BaseModel):
+    plays: list[Play]
+    total_value: float
+    total_cost: float
+    total_pnl: float
+    freshness: Freshness
+
+
+class HistoryPoint(BaseModel):
+    date: dt.date
+    value: float
+
+
+class TrackPoint(BaseModel):
+    date: dt.date
+    q10: float
+    q50: float
+    q90: float
+    realized: float
+
+
+class Agreement(BaseModel):
+    share: float = Field(description="share of the models whose mean has the ensemble's sign")
+    models: int
+
+
+class CompareBand(BaseModel):
+    horizon: str
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+    prob_loss: float | None
+
+
+class CompareSymbol(BaseModel):
+    symbol: str
+    asset_class: str
+    synthetic: bool
+    last_close: float
+    last_close_date: dt.date
+    quote: Quote | None
+    confidence: float | None
+    bands: list[CompareBand] = Field(description="log returns per horizon")
+    agreement: dict[str, Agreement]
+    history: list[HistoryPoint] = Field(description="the last year of closes, 100 at its first day")
+    track_record: list[TrackPoint] = Field(description="past 1-month forecasts (log returns) and what happened")
+
+
+class CompareResponse(BaseModel):
+    symbols: list[CompareSymbol]
+    freshness: Freshness
+
+
+class HealthResponse(BaseModel):
+    status: str
+    projections_as_of: dt.date | None
+    market_last_date: dt.date | None
+    projector_at_available: bool
+    symbols: list[str]
+    live: dict[str, object]
+    writes_require_token: bool
+    freshness: Freshness | None
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,90 @@
+"""What one API process holds: the warehouse (a path, never a connection), the live provider, and the last
+answer of each read, so that a request arriving while the pipeline holds the file still gets one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from quant_assets.api.config import ApiConfig
+from quant_assets.lib import pages
+from quant_assets.lib.live import LastClose, LivePrices
+from quant_assets.lib.warehouse import Warehouse, WarehouseBusyError
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The pipeline holds the warehouse and no earlier answer to this question is kept."""
+
+
+@dataclass
+class Read:
+    """A value read from the warehouse and how fresh it is."""
+
+    value: Any
+    read_at: datetime
+    from_cache: bool
+    note: str = ""
+
+    def freshness(self, stamp: float | None) -> dict[str, object]:
+        return {
+            "read_at": self.read_at.isoformat(),
+            "warehouse_modified_at": datetime.fromtimestamp(stamp, timezone.utc).isoformat() if stamp else None,
+            "served_from_cache": self.from_cache,
+            "note": self.note,
+        }
+
+
+class ApiState:
+    """Reads through short-lived handles, keyed by the warehouse's modification time."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self.reads = Warehouse(config.warehouse_path, wait_seconds=config.read_wait_seconds)
+        self.writes = Warehouse(config.warehouse_path, wait_seconds=config.write_wait_seconds)
+        self._answers: dict[tuple, tuple[float | None, Read]] = {}
+        self._lock = threading.Lock()
+        self.live = LivePrices(
+            self.last_closes, polygon_key=config.polygon_key, enabled=config.live_enabled,
+            polygon_url=config.polygon_url, coinbase_url=config.coinbase_url,
+            ttl_seconds=config.live_ttl_seconds, timeout_seconds=config.live_timeout_seconds,
+        )
+
+    def stamp(self) -> float | None:
+        """The latest modification time of the warehouse file and its WAL (None when there is no warehouse)."""
+        path = self.config.warehouse_path
+        times = [p.stat().st_mtime for p in (path, path.with_name(path.name + ".wal")) if p.exists()]
+        return max(times) if path.exists() else None
+
+    def read(self, key: tuple, load: Callable[[Any], Any]) -> Read:
+        """``load(connection)`` through a short-lived read handle, or its earlier result when the warehouse has not
+        changed since, or — while a writer holds the file — its last result, marked as such."""
+        stamp = self.stamp()
+        kept = self._answers.get(key)
+        if kept and kept[0] == stamp:
+            return kept[1]
+        if stamp is None:
+            raise pages.NotFound(f"no warehouse at {self.config.warehouse_path}; run `make demo` first")
+        try:
+            with self.reads.reader() as con:
+                value = load(con)
+        except WarehouseBusyError:
+            if kept:
+                held = kept[1]
+                return Read(held.value, held.read_at, True, "the pipeline is writing; this is the last answer read "
+                            f"at {held.read_at:%Y-%m-%d %H:%M:%S} UTC")
+            raise WarehouseUnavailable("the pipeline is writing to the warehouse; try again in a few seconds") from None
+        result = Read(value, datetime.now(timezone.utc), False)
+        with self._lock:
+            self._answers[key] = (stamp, result)
+        return result
+
+    def last_closes(self, symbols: Iterable[str]) -> dict[str, LastClose]:
+        known = self.read(("known",), pages.known_symbols).value
+        return {s: known[s] for s in symbols if s in known}
+
+    def close(self) -> None:
+        self.live.close()
+

@@ -52,6 +52,17 @@ def _run(job_name: str, partition_key: str | None = None, tags: dict[str, str] |
     return time.perf_counter() - started
 
 
+def market_and_features() -> tuple[int, float, float]:
+    """Every day of market history in one run (the market assets' single-run backfill policy), then the dbt
+    features and labels; returns the number of days and the seconds of each run."""
+    from quant_assets.defs.automation import RANGE_END, RANGE_START
+    from quant_assets.definitions import defs
+
+    days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
+    market_seconds = _run("market", tags={RANGE_START: days[0], RANGE_END: days[-1]})
+    return len(days), market_seconds, _run("features")
+
+
 def _one_thread_per_worker() -> None:
     """OpenBLAS and OpenMP start a thread per core in every process; with one window per core their spinning
     threads would fight over the cores. Set before the worker imports numpy, and applied to anything loaded."""
@@ -77,18 +88,15 @@ def main() -> int:
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    from quant_assets.defs.automation import RANGE_END, RANGE_START
     from quant_assets.definitions import defs
 
     windows = defs.resolve_job_def("walk_forward").partitions_def.get_partition_keys()[-settings.demo_windows:]
     started = time.perf_counter()
     print(f"demo: QUANT_HOME={settings.home} (run logs in {settings.home / 'demo.log'})", flush=True)
     try:
-        days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
-        # Every day of history in one run (the market assets' single-run backfill policy), then the features.
-        seconds = _run("market", tags={RANGE_START: days[0], RANGE_END: days[-1]})
-        print(f"demo: market data for {len(days)} days in {seconds:.0f}s", flush=True)
-        print(f"demo: features and labels in {_run('features'):.0f}s", flush=True)
+        days, market_seconds, feature_seconds = market_and_features()
+        print(f"demo: market data for {days} days in one run in {market_seconds:.0f}s", flush=True)
+        print(f"demo: features and labels in {feature_seconds:.0f}s", flush=True)
         _backfill_windows(windows)
         # In window order: each window's ensemble learns from the earlier windows' realized results.
         seconds = sum(_run("ensemble", key) for key in windows)

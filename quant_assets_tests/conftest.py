@@ -27,8 +27,8 @@ def materialize(selection, *, partition_key=None, days=None, raise_on_error=True
 
     Assets on different partitions run as separate runs, upstream first, the way the daemon would launch them:
     daily assets with a single-run backfill policy (market, features) over ``days`` (a key or a (first, last)
-    pair; default every day) in one run, other daily assets for the last day, and the rest for
-    ``partition_key``. One run gives its own result; several give a ``CombinedResult``. A failed run stops
+    pair; default every day) in one run, other daily assets for ``partition_key`` if it is one of their days
+    (else the last day), and the rest for ``partition_key``. One run gives its own result; several give a ``CombinedResult``. A failed run stops
     the ones after it (what depends on it is not run).
     """
     from quant_assets.definitions import build_definitions
@@ -66,7 +66,8 @@ def _runs(defs, selection, partition_key, days):
             yield members, partitions, {"dagster/asset_partition_range_start": first,
                                         "dagster/asset_partition_range_end": last}, None
         elif daily:
-            yield members, partitions, None, partitions.get_last_partition_key()
+            chosen = partition_key if partition_key in partitions.get_partition_keys() else partitions.get_last_partition_key()
+            yield members, partitions, None, chosen
         else:
             yield members, partitions, None, partition_key if partitions is not None else None
 

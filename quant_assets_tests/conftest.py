@@ -28,8 +28,8 @@ def materialize(selection, *, partition_key=None, days=None, raise_on_error=True
     Assets on different partitions run as separate runs, upstream first, the way the daemon would launch them:
     daily assets with a single-run backfill policy (market, features) over ``days`` (a key or a (first, last)
     pair; default every day) in one run, other daily assets for ``partition_key`` if it is one of their days
-    (else the last day), and the rest for ``partition_key``. One run gives its own result; several give a ``CombinedResult``. A failed run stops
-    the ones after it (what depends on it is not run).
+    (else the last day), and the rest for ``partition_key``. One run gives its own result; several give a
+    ``CombinedResult``. A failed run stops the ones after it (what depends on it is not run).
     """
     from quant_assets.definitions import build_definitions
 

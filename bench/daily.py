@@ -39,8 +39,8 @@ def main() -> int:
 
     os.environ["QUANT_TODAY"] = NEW_SESSION
     defs = build_definitions()
-    demo_defs = sys.modules["quant_assets.definitions"]
-    demo_defs.defs = defs  # demo._run resolves jobs from the module's Definitions: the new day's
+    # demo._run resolves its jobs from the module's Definitions: give it the new day's (a new daily partition).
+    sys.modules["quant_assets.definitions"].defs = defs
     instance = dg.DagsterInstance.get()
     stages = {}
     started = time.perf_counter()

@@ -17,6 +17,9 @@ from pathlib import Path
 
 from quant_assets.settings import get_settings
 
+# A single-run backfill of twenty years of days records one planned event per asset, not one per day
+# (thousands of rows written to the instance before the run starts); `make ui` sets the same.
+SINGLE_RUN_EVENTS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 # Dagster's console logger at WARNING: the event stream is in the Dagster instance (`make ui`) anyway.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -31,6 +34,7 @@ def _instance(settings):
         template = (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
         config.write_text(template.replace("@CORES@", str(os.cpu_count() or 1)))
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    os.environ.update(SINGLE_RUN_EVENTS)
     return dg.DagsterInstance.get()
 
 

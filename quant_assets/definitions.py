@@ -7,7 +7,7 @@ from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import SLICE_IO_MANAGER, build_market_defs
 from quant_assets.defs.partitions import daily_partitions
-from quant_assets.defs.projections.assets import decision_backtest_asset, projections_and_allocations
+from quant_assets.defs.projections.assets import build_projection_defs
 from quant_assets.defs.resources import SettingsResource, WarehouseIOManager, WarehouseResource
 from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
 from quant_assets.defs.walk_forward.partitions import window_partitions
@@ -39,7 +39,7 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
         assets=[*build_market_defs(days), dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
-                projections_and_allocations, decision_backtest_asset],
+                *build_projection_defs(settings)],
         asset_checks=[lookahead_check, *walk_forward_checks, *automation_checks],
         jobs=[*jobs, *automation_jobs],
         schedules=schedules,

@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 from scipy import stats
 
-from quant_assets.lib.decisions import SizingPolicy, decision_backtest, project_and_allocate
+from quant_assets.lib.decisions import SizingPolicy, decision_backtest, project_day
 from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS, QUANTILE_LEVELS
 from quant_assets.lib.providers.sample import sample_crypto, sample_equities
 from quant_assets.lib.warehouse import Warehouse, replace_in
@@ -75,7 +75,7 @@ def build_surface_warehouse(path) -> Warehouse:
 
 def add_forecasts_and_projections(warehouse: Warehouse) -> None:
     """Plans and a synthetic ensemble (with a few models' predictions) over the warehouse's prices of ``SYMBOLS``,
-    then the real ``project_and_allocate`` and ``decision_backtest``."""
+    then the real ``project_day`` (the latest day) and ``decision_backtest``."""
     prices = warehouse.query("SELECT symbol, date, close FROM market.prices WHERE symbol IN (SELECT unnest(?::VARCHAR[]))",
                              [list(SYMBOLS)])
     prices["date"] = prices["date"].dt.date
@@ -88,5 +88,5 @@ def add_forecasts_and_projections(warehouse: Warehouse) -> None:
         replace_in(con, "forecasts.ensemble", ensemble, None)
         replace_in(con, "forecasts.predictions", predictions, None)
     policy = SizingPolicy(n_scenarios=2000)
-    project_and_allocate(warehouse, policy)
+    project_day(warehouse, warehouse.query("SELECT max(date) AS d FROM features.features")["d"][0].date(), policy)
     decision_backtest(warehouse, policy, 12.0, 10.0)

@@ -35,7 +35,7 @@ def seed_projections(path):
     with Warehouse(path).writer() as con:
         replace_in(con, "projections.allocations", allocations, None)
         replace_in(con, "projections.bands", pd.DataFrame(rows), None)
-        install_projector(con)
+        install_projector(con, AS_OF)
 
 
 def quant(*args, home):
@@ -67,7 +67,7 @@ def test_macro_lines_add_up_to_the_cent_and_follow_the_latest_allocations(tmp_pa
         con.execute("INSERT INTO projections.allocations SELECT * REPLACE (DATE '2022-12-29' AS as_of, "
                     "CASE symbol WHEN 'JNJ' THEN 0.0 ELSE 1 / 3 END AS half_kelly_weight) FROM projections.allocations")
         con.execute("INSERT INTO projections.bands SELECT * REPLACE (DATE '2022-12-29' AS as_of) FROM projections.bands")
-        install_projector(con)
+        install_projector(con, date(2022, 12, 29))
     con = duckdb.connect(str(path), read_only=True)
     frame = con.execute("SELECT * FROM projector(1000.01)").df()
     assert frame["symbol"].tolist() == ["AAPL", "BTC", "CASH", "TOTAL"]

@@ -117,8 +117,8 @@ def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline
     for key in WINDOWS:  # in window order, as the README says: each ensemble learns from earlier windows
         ensemble = materialize(dg.AssetSelection.groups("ensemble"), partition_key=key)
         assert ensemble.success
-    decisions = materialize(dg.AssetSelection.groups("projections"))
-    assert decisions.success
+    decisions = materialize(["projections", "allocations"], partition_key="2022-12-28")  # the sample's last day
+    assert decisions.success and materialize(["decision_backtest", "advice_scorecard"]).success
     warehouse = Warehouse(settings.warehouse_path)
 
     rows = warehouse.query("SELECT window_start, count(*) n FROM forecasts.ensemble GROUP BY ALL ORDER BY 1")

@@ -65,16 +65,6 @@ class Decision:
         return dict(zip(self.kelly, half_kelly(np.array(list(self.kelly.values())))))
 
 
-def residual_returns(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
-    """A wide date x symbol frame of the last year's demeaned daily log returns up to ``as_of``."""
-    frame = warehouse.query(
-        "SELECT symbol, date, ret_1d FROM features.features WHERE date > ? AND date <= ? AND ret_1d IS NOT NULL",
-        [as_of - timedelta(days=int(RESIDUAL_DAYS * 1.5)), as_of],
-    )
-    wide = frame.pivot(index="date", columns="symbol", values="ret_1d")
-    return wide - wide.mean()
-
-
 def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> Decision:
     """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, confidence and,
     when stored, ``sizing_mean`` / ``mean_uncertainty``) and size long-only scenario-Kelly weights at the policy's
@@ -111,36 +101,90 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
                     cap_binding_share(list(kelly.values()), policy.cap), drives)
 
 
-def latest_marginals(warehouse: Warehouse) -> tuple[date, date, pd.DataFrame]:
-    """The latest date with data, the ensemble window containing it, and each fresh symbol's latest ensemble rows."""
-    as_of = warehouse.query("SELECT max(date) AS d FROM features.features")["d"][0].date()
-    window = warehouse.query("SELECT max(window_start) AS w FROM forecasts.ensemble WHERE window_start <= ?", [as_of])["w"][0]
-    if window is None or pd.isna(window):
+@dataclass
+class ProjectionInputs:
+    """Everything one as-of day's projection reads from the warehouse, loaded in one visit."""
+
+    as_of: date
+    has_session: bool
+    window: date | None
+    marginals: pd.DataFrame
+    residuals: pd.DataFrame
+    prices: pd.DataFrame
+    latest_ensemble_date: date | None
+
+
+@dataclass
+class Projection:
+    """One as-of day's advice: bands, allocations, the decision behind them and its summary metadata."""
+
+    bands: pd.DataFrame
+    allocations: pd.DataFrame
+    summary: dict[str, object]
+
+
+def residual_returns(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
+    """A wide date x symbol frame of the last year's demeaned daily log returns up to ``as_of``."""
+    with warehouse.reader() as con:
+        return demeaned_returns(_residual_rows(con, as_of))
+
+
+def demeaned_returns(daily_returns: pd.DataFrame) -> pd.DataFrame:
+    """A wide date x symbol frame of demeaned daily log returns from long ``symbol, date, ret_1d`` rows."""
+    wide = daily_returns.pivot(index="date", columns="symbol", values="ret_1d")
+    return wide - wide.mean()
+
+
+def _residual_rows(con, as_of: date) -> pd.DataFrame:
+    return con.execute(
+        "SELECT symbol, date, ret_1d FROM features.features WHERE date > ? AND date <= ? AND ret_1d IS NOT NULL",
+        [as_of - timedelta(days=int(RESIDUAL_DAYS * 1.5)), as_of]).df()
+
+
+def load_projection_inputs(warehouse: Warehouse, as_of: date) -> ProjectionInputs:
+    """Read, in one read-only visit, what the projection of day ``as_of`` may know: the ensemble window
+    containing it with each symbol's latest row at or before ``as_of``, the last year's daily returns and the
+    last closes up to ``as_of`` (never a row after it)."""
+    with warehouse.reader() as con:
+        has_session = con.execute("SELECT count(*) FROM market.prices WHERE date = ?", [as_of]).fetchone()[0] > 0
+        window = con.execute("SELECT max(window_start) FROM forecasts.ensemble WHERE window_start <= ?", [as_of]).fetchone()[0]
+        marginals = con.execute(
+            """SELECT * FROM forecasts.ensemble WHERE window_start = ? AND date <= ?
+               QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [window, as_of]).df()
+        latest = con.execute("SELECT max(date) FROM forecasts.ensemble WHERE window_start = ?", [window]).fetchone()[0]
+        residuals = _residual_rows(con, as_of)
+        prices = con.execute(
+            """SELECT symbol, asset_class, close AS last_price FROM market.prices WHERE date <= ?
+               QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [as_of]).df()
+    return ProjectionInputs(as_of, has_session, window, marginals, demeaned_returns(residuals), prices, latest)
+
+
+def latest_marginals(inputs: ProjectionInputs) -> pd.DataFrame:
+    """Each symbol's latest ensemble rows at ``inputs.as_of``, kept only if at most ``STALE_DAYS`` old."""
+    as_of = inputs.as_of
+    if inputs.window is None:
         raise ValueError(f"no ensemble for a window containing {as_of}; materialize meta_ensemble for that window first")
-    frame = warehouse.query(
-        """SELECT * FROM forecasts.ensemble WHERE window_start = ?
-           QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [window])
-    fresh = frame[frame["date"] >= pd.Timestamp(as_of - timedelta(days=STALE_DAYS))]
+    fresh = inputs.marginals[inputs.marginals["date"] >= pd.Timestamp(as_of - timedelta(days=STALE_DAYS))]
     if fresh.empty:
-        raise ValueError(f"the ensemble of window {window.date()} has no rows within {STALE_DAYS} days of {as_of}; "
-                         f"materialize meta_ensemble for the window containing {as_of}")
-    return as_of, window.date(), fresh
+        hint = (f"its latest rows are of {inputs.latest_ensemble_date}: materialize the projections partition of that "
+                f"day, or meta_ensemble for the window containing {as_of}") if inputs.latest_ensemble_date else \
+            f"materialize meta_ensemble for the window containing {as_of}"
+        raise ValueError(f"the ensemble of window {inputs.window} has no rows within {STALE_DAYS} days of {as_of}; {hint}")
+    return fresh
 
 
-def project_and_allocate(warehouse: Warehouse, policy: SizingPolicy) -> dict[str, object]:
-    """Write ``projections.bands`` and ``projections.allocations`` as of the latest date, and the projector macro."""
-    as_of, window, marginals = latest_marginals(warehouse)
-    decision = decide(marginals, residual_returns(warehouse, as_of), as_of, policy)
+def project_and_allocate(inputs: ProjectionInputs, policy: SizingPolicy) -> Projection | None:
+    """The day's bands and allocations from its loaded inputs (pure), or None when no session completed that day."""
+    if not inputs.has_session:
+        return None
+    marginals = latest_marginals(inputs)
+    decision = decide(marginals, inputs.residuals, inputs.as_of, policy)
     half = decision.half_kelly
-    band_frame = bands(decision.scenarios, weights=half).assign(as_of=as_of)
-    allocations = _allocation_rows(warehouse, decision, half)
-    with warehouse.writer() as con:
-        replace_in(con, "projections.bands", band_frame, {"as_of": as_of})
-        replace_in(con, "projections.allocations", allocations, {"as_of": as_of})
-        install_projector(con)
+    band_frame = bands(decision.scenarios, weights=half).assign(as_of=inputs.as_of)
+    allocations = _allocation_rows(inputs.prices, decision, half)
     portfolio = band_frame[band_frame["symbol"] == "PORTFOLIO"][["horizon", "p10", "p50", "p90", "prob_loss"]]
-    return {
-        "as_of": str(as_of), "ensemble_window": str(window), "scenarios": policy.n_scenarios,
+    summary = {
+        "as_of": str(inputs.as_of), "ensemble_window": str(inputs.window), "scenarios": policy.n_scenarios,
         "candidates": len(decision.scenarios.symbols), "eligible": decision.eligible,
         "invested_half_kelly": round(sum(half.values()), 4),
         "weights": markdown_table(allocations[allocations["half_kelly_weight"] > 0][
@@ -151,12 +195,28 @@ def project_and_allocate(warehouse: Warehouse, policy: SizingPolicy) -> dict[str
         "fan_chart": fan_chart_png(band_frame),
         "uncorrelated_symbols": decision.scenarios.uncorrelated,
     }
+    return Projection(band_frame, allocations, summary)
 
 
-def _allocation_rows(warehouse: Warehouse, decision: Decision, half: dict[str, float]) -> pd.DataFrame:
-    prices = warehouse.query(
-        """SELECT symbol, asset_class, close AS last_price FROM market.prices WHERE date <= ?
-           QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [decision.as_of]).set_index("symbol")
+def write_projection(warehouse: Warehouse, as_of: date, projection: Projection) -> None:
+    """Replace day ``as_of`` of the bands, allocations and trade plan in one transaction (other days kept)."""
+    with warehouse.writer() as con:
+        replace_in(con, "projections.bands", projection.bands, {"as_of": as_of})
+        replace_in(con, "projections.allocations", projection.allocations, {"as_of": as_of})
+        install_projector(con, as_of)
+
+
+def project_day(warehouse: Warehouse, as_of: date, policy: SizingPolicy) -> dict[str, object]:
+    """Load day ``as_of``'s inputs, project and allocate, write the day; its summary (``skipped`` when no session)."""
+    projection = project_and_allocate(load_projection_inputs(warehouse, as_of), policy)
+    if projection is None:
+        return {"as_of": str(as_of), "skipped": f"no completed session on {as_of}; nothing written"}
+    write_projection(warehouse, as_of, projection)
+    return projection.summary
+
+
+def _allocation_rows(prices: pd.DataFrame, decision: Decision, half: dict[str, float]) -> pd.DataFrame:
+    prices = prices.set_index("symbol")
     confidence = decision.marginals[decision.marginals["horizon"] == decision.policy.horizon].set_index("symbol")["confidence"]
     rows = []
     for i, symbol in enumerate(decision.scenarios.symbols):

@@ -70,4 +70,10 @@ DDL: dict[str, str] = {
             play_id BIGINT NOT NULL PRIMARY KEY, symbol VARCHAR NOT NULL, shares DOUBLE NOT NULL,
             entry_price DOUBLE NOT NULL, entry_date DATE NOT NULL, note VARCHAR,
             created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)""",
+    "projections.scorecard": """
+        CREATE TABLE IF NOT EXISTS projections.scorecard (
+            as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL, weight DOUBLE,
+            p10 DOUBLE, p50 DOUBLE, p90 DOUBLE, p10_value DOUBLE, p50_value DOUBLE, p90_value DOUBLE,
+            horizon_end DATE, realized_log_return DOUBLE, realized_value DOUBLE, inside_band BOOLEAN,
+            PRIMARY KEY (as_of, symbol, horizon))""",
 }

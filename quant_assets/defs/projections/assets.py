@@ -1,11 +1,18 @@
-"""Group ``projections``: Monte Carlo bands and half-Kelly allocations as of the latest date, and the decision backtest."""
+"""Group ``projections``: the advice ledger (Monte Carlo bands, half-Kelly allocations and the trade plan per as-of
+day), the advice scorecard, and the decision backtest."""
+
+from datetime import date
 
 import dagster as dg
 
+from quant_assets.defs.automation import FOLLOW_UPSTREAM
 from quant_assets.defs.ensemble.assets import ENSEMBLE_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
+from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.decisions import SizingPolicy, decision_backtest, project_and_allocate
+from quant_assets.lib.decisions import SizingPolicy, decision_backtest, project_day
+from quant_assets.lib.scorecard import build_scorecard, load_scorecard_inputs, scorecard_summary, write_scorecard
+from quant_assets.settings import Settings
 
 PERIODS_PER_YEAR = {"weekly": 52.0, "monthly": 12.0, "quarterly": 4.0}
 
@@ -25,20 +32,49 @@ def _policy(config: SizingConfig, seed: int) -> SizingPolicy:
                         n_scenarios=config.n_scenarios, seed=seed)
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec("projections", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"numpy", "duckdb"},
-                     description="P10-P90 bands of log returns per symbol and for the half-Kelly portfolio, 4 horizons."),
-        dg.AssetSpec("allocations", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
-                     description="Scenario-Kelly and half-Kelly weights, and the projector(amount) macro."),
-    ],
-)
-def projections_and_allocations(config: SizingConfig, warehouse: WarehouseResource, settings: SettingsResource):
-    # One simulation feeds both tables: the portfolio band needs the weights, the weights need the scenarios.
-    summary = project_and_allocate(warehouse.get(), _policy(config, settings.get().seed))
-    metadata = as_dagster_metadata(summary)
-    yield dg.MaterializeResult(asset_key="projections", metadata=metadata)
-    yield dg.MaterializeResult(asset_key="allocations", metadata={k: metadata[k] for k in ("as_of", "eligible", "weights", "invested_half_kelly")})
+def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The advice ledger (projections and allocations per as-of day), the scorecard and the decision backtest."""
+    days = daily_partitions(settings)
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec("projections", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"numpy", "duckdb"},
+                         automation_condition=FOLLOW_UPSTREAM,
+                         description="P10-P90 bands of log returns per symbol and for the half-Kelly portfolio, "
+                                     "4 horizons, one partition per as-of day (history kept)."),
+            dg.AssetSpec("allocations", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
+                         automation_condition=FOLLOW_UPSTREAM,
+                         description="Scenario-Kelly and half-Kelly weights and the day's trade plan behind "
+                                     "projector(amount) / projector_at(amount, as_of)."),
+        ],
+        partitions_def=days,
+    )
+    def projections_and_allocations(context: dg.AssetExecutionContext, config: SizingConfig,
+                                    warehouse: WarehouseResource, settings: SettingsResource):
+        # One simulation feeds both tables: the portfolio band needs the weights, the weights need the scenarios.
+        summary = project_day(warehouse.get(), date.fromisoformat(context.partition_key),
+                              _policy(config, settings.get().seed))
+        if "skipped" in summary:
+            context.log.info(summary["skipped"])
+            yield dg.MaterializeResult(asset_key="projections", metadata=summary)
+            yield dg.MaterializeResult(asset_key="allocations", metadata=summary)
+            return
+        metadata = as_dagster_metadata(summary)
+        yield dg.MaterializeResult(asset_key="projections", metadata=metadata)
+        yield dg.MaterializeResult(asset_key="allocations", metadata={
+            k: metadata[k] for k in ("as_of", "eligible", "weights", "invested_half_kelly")})
+
+    return [projections_and_allocations, advice_scorecard_asset, decision_backtest_asset]
+
+
+@dg.asset(name="advice_scorecard", group_name="projections", deps=["projections", "allocations"], kinds={"duckdb"},
+          description="Every past as-of day's advice (positions and portfolio) against what happened once each "
+                      "horizon passed: P10/P50/P90 of the value and whether the realized value fell inside.")
+def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    store = warehouse.get()
+    card = build_scorecard(load_scorecard_inputs(store, settings.get().clock_today))
+    write_scorecard(store, card)
+    return dg.MaterializeResult(metadata=as_dagster_metadata(scorecard_summary(card)))
 
 
 @dg.asset(name="decision_backtest", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},

@@ -36,7 +36,7 @@ BACKFILL = """
 import sys
 from quant_assets import demo
 from quant_assets.definitions import defs
-demo._run("market_and_features")
+demo.market_and_features()
 window = defs.resolve_job_def("walk_forward").partitions_def.get_partition_keys()[-1]
 demo._run("walk_forward", window)
 print(window)
@@ -90,7 +90,7 @@ def main() -> int:
                "QUANT_HISTORY_START": "2016-01-01", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONPATH": str(ROOT)}
         env.pop("POLYGON_API_KEY", None)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "from quant_assets import demo; demo._run('market_and_features')"],
+        subprocess.run([sys.executable, "-c", "from quant_assets import demo; demo.market_and_features()"],
                        env=env, check=True, cwd=ROOT)
         add_forecasts_and_projections(Warehouse(Path(home) / "warehouse.duckdb"))
         print(f"set-up: market_and_features + synthetic ensemble + projections in {time.perf_counter() - started:.0f} s")

@@ -27,9 +27,11 @@ demo: install
 test: install web chromium
 	$(PY) -m pytest -q
 
+# The instance configuration (run queue, one run per core) from the checked-in template; `dagster dev` runs the
+# daemon, which starts the daily schedules, the automation sensor and the freshness sensor (all on by default).
 ui: install
-	mkdir -p $(QUANT_HOME)/dagster && touch $(QUANT_HOME)/dagster/dagster.yaml
-	DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	mkdir -p $(QUANT_HOME)/dagster && sed "s/@CORES@/$$(nproc)/" dagster.yaml > $(QUANT_HOME)/dagster/dagster.yaml
+	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 mlflow: install
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(QUANT_HOME)/mlflow.db
@@ -51,6 +53,8 @@ web: $(WEB_OUT)
 
 $(WEB_OUT): web/package-lock.json $(shell find web/app web/components -type f) web/next.config.ts web/tsconfig.json
 	command -v npm > /dev/null || (apt-get update -q > /dev/null && $(APT_INSTALL) nodejs npm > /dev/null)
+	node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 9) ? 0 : 1)' \
+		|| (echo "Next.js 16 needs Node >= 20.9, found $$(node --version); install a newer nodejs package"; exit 1)
 	cd web && npm ci --no-audit --no-fund --loglevel=error && NEXT_TELEMETRY_DISABLED=1 npx next build > .next-build.log 2>&1 \
 		|| (tail -40 .next-build.log; exit 1)
 

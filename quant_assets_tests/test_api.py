@@ -59,6 +59,7 @@ def test_projector_answers_the_macro_rows_with_the_overlay(client):
     ({"amount": "100", "as_of": "2999-01-01"}, 422, "as_of 2999-01-01 is in the future"),
     ({"amount": "100", "as_of": "yesterday"}, 422, "as_of: Input should be a valid date"),
     ({"amount": "100", "as_of": "2022-06-30"}, 404, "no projection as of 2022-06-30"),
+    ({"amount": "100", "as_of": "2023-01-05"}, 404, "after the latest projection (2022-12-28)"),
 ])
 def test_projector_errors_are_readable(client, query, status, says):
     response = client.get("/api/projector", params=query)
@@ -106,7 +107,7 @@ BAD_PLAYS = [
     ({"note": "x" * 600}, "note is 600 characters long"),
     ({"shares": "many"}, "shares: Input should be a valid number"),
 ]
-GOOD_PLAY = {"symbol": "AAPL", "shares": 10, "entry_price": 120.0, "entry_date": "2022-10-03", "note": "core"}
+GOOD_PLAY = {"symbol": "AAPL", "shares": 10, "entry_price": 120.0, "entry_date": "2022-12-05", "note": "core"}
 
 
 def test_plays_add_edit_remove_with_live_pnl_and_band(client):
@@ -114,7 +115,9 @@ def test_plays_add_edit_remove_with_live_pnl_and_band(client):
     assert created.status_code == 201
     play = created.json()
     assert play["pnl"] == pytest.approx(play["value"] - 1200.0, abs=0.01) and play["quote"]["source"] == "last_close"
+    # No advice stood on the entry day, so the first one after it, at the horizon covering the days since then.
     assert play["band"]["p10"] <= play["band"]["p50"] <= play["band"]["p90"] and play["band"]["as_of"] == "2022-12-28"
+    assert play["band"]["horizon"] == "1w"
     edited = client.patch(f"/api/plays/{play['play_id']}", json={"shares": 20})
     assert edited.status_code == 200 and edited.json()["cost"] == 2400.0 and edited.json()["note"] == "core"
     replaced = client.put(f"/api/plays/{play['play_id']}", json={**GOOD_PLAY, "symbol": "BTC", "entry_price": 16000})

@@ -9,7 +9,8 @@ import pandas as pd
 
 from quant_assets.lib.report import markdown_table
 from quant_assets.lib.tracking import log_fold
-from quant_assets.lib.training import load_panel, panel_span, run_fold, save_models, store_fold
+from quant_assets.lib.model_store import copy_models, save_window_models
+from quant_assets.lib.training import load_panel, panel_span, run_fold, store_fold
 from quant_assets.lib.walkforward import WindowPlan, audit_training_rows, eval_mask, plan_window, training_mask
 from quant_assets.lib.warehouse import Warehouse
 
@@ -94,6 +95,8 @@ def fit_and_store(warehouse: Warehouse, settings, model_name: str, window_start:
     panel = load_panel(warehouse, *panel_span(plans))
     result = run_fold(model_name, plans, panel, seed=settings.seed)
     fits = result.fits
+    # The models stay on disk for the daily step, which predicts each new day of the window with them.
+    stored = save_window_models(settings.home, window_start, model_name, result.models)
     run_id = log_fold(
         tracking_uri=settings.mlflow_uri, artifact_root=settings.mlflow_artifacts,
         lock_path=settings.home / "mlflow.lock", run_name=f"{model_name}@{window_start}",
@@ -103,7 +106,7 @@ def fit_and_store(warehouse: Warehouse, settings, model_name: str, window_start:
                 **{f"train_rows_{r.horizon}": r.train_rows for r in fits.itertuples()}},
         metrics=result.metrics(),
         tags={"dagster_run_id": dagster_run_id, "window": str(window_start), "model": model_name},
-        save_artifacts=lambda folder: save_models(result.models, folder),
+        save_artifacts=lambda folder: copy_models(stored, folder),
     )
     result.fits = fits.assign(mlflow_run_id=run_id)
     store_fold(warehouse, result)

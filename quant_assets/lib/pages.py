@@ -95,6 +95,10 @@ def projector_rows(con, amount: float, as_of: date | None) -> tuple[date, list[d
     except duckdb.CatalogException:
         raise NotFound(f"this warehouse has no projector_at macro, so only the latest projection ({latest}) "
                        "can be shown; materialize the projections with the advice ledger to look back") from None
+    except duckdb.InvalidInputException as error:
+        if "no advice stored" not in str(error):
+            raise
+        raise NotFound(str(error).split("Error: ", 1)[-1]) from None
     if not rows:
         raise NotFound(f"no projection as of {as_of}; the advice ledger holds none for that day")
     return as_of, rows
@@ -107,7 +111,8 @@ def projector_snapshot(con):
 
     memory = duckdb.connect(":memory:")
     if _has_table(con, "projections.trade_plan"):
-        memory.register("plan", con.execute("SELECT * FROM projections.trade_plan").df())
+        memory.register("plan", con.execute("""SELECT * FROM projections.trade_plan
+            WHERE as_of = (SELECT max(as_of) FROM projections.trade_plan)""").df())
         memory.execute("CREATE SCHEMA projections")
         memory.execute("CREATE TABLE projections.trade_plan AS SELECT * FROM plan")
         memory.unregister("plan")

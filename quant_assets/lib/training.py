@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -19,6 +20,7 @@ from quant_assets.lib.warehouse import Warehouse, replace_in
 
 # Predictions read each symbol's recent past (GARCH filtering, sequence models, trailing baselines).
 CONTEXT_DAYS = 550
+PREDICTION_COLUMNS = ["window_start", "model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "realized", "label_end"]
 LABEL_COLUMNS = tuple(f"fwd_{h.label}" for h in HORIZONS) + tuple(f"end_{h.label}" for h in HORIZONS)
 
 
@@ -62,9 +64,8 @@ def panel_span(plans: list[WindowPlan]) -> tuple[date, date]:
 def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed: int) -> FoldResult:
     """Fit ``model_name`` once per horizon plan on its purged rows and predict every row of the window."""
     window_start = plans[0].window_start
-    features = panel.drop(columns=[c for c in LABEL_COLUMNS if c in panel.columns])
-    in_window = eval_mask(panel, plans[0])
-    context = features[(panel["date"] >= pd.Timestamp(window_start - timedelta(days=CONTEXT_DAYS))) & (panel["date"] < pd.Timestamp(plans[0].window_end))]
+    features = feature_frame(panel)
+    context, in_context_window = window_context(panel, plans[0])
     predictions, fits, models = [], [], {}
     # One BLAS/OpenMP thread: fits run side by side (one per executor process or demo worker), and thread
     # pools sized to every core would make them fight over the cores.
@@ -77,13 +78,8 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
             if train.empty:
                 raise ValueError(f"window {window_start} horizon {h}: no training rows whose label ended before the window")
             model = make_model(model_name, horizon=h, seed=seed).fit(train)
-            predicted = model.predict(context)
-            predicted = predicted[in_window[context.index].to_numpy()]
-            labels = panel.loc[in_window, ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
-            predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
-                columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}
-            )
-            predictions.append(predicted.assign(window_start=window_start, model=model_name, horizon=h))
+            predictions.append(predict_rows(model, context, in_context_window, panel,
+                                            window_start, model_name))
             fits.append({
                 "window_start": window_start, "model": model_name, "horizon": h, "train_rows": int(train_rows.sum()),
                 "latest_train_label_end": panel.loc[train_rows, f"end_{h}"].max().date(),
@@ -91,11 +87,37 @@ def run_fold(model_name: str, plans: list[WindowPlan], panel: pd.DataFrame, seed
                 "seconds": time.perf_counter() - started,
             })
             models[h] = model
-    prediction_frame = pd.concat(predictions, ignore_index=True)[
-        ["window_start", "model", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS, "realized", "label_end"]
-    ]
+    prediction_frame = pd.concat(predictions, ignore_index=True)[PREDICTION_COLUMNS]
     scores = score_predictions(prediction_frame).assign(window_start=window_start)
     return FoldResult(prediction_frame, pd.DataFrame(fits), scores, models)
+
+
+def feature_frame(panel: pd.DataFrame) -> pd.DataFrame:
+    """The panel without its label columns: what a model may see."""
+    return panel.drop(columns=[c for c in LABEL_COLUMNS if c in panel.columns])
+
+
+def window_context(panel: pd.DataFrame, plan: WindowPlan) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature rows a window's models predict (``CONTEXT_DAYS`` before the window to its end: the past
+    GARCH, the sequence models and the baseline read) and, on them, which rows lie in the window."""
+    features = feature_frame(panel)
+    dates = panel["date"]
+    context = features[(dates >= pd.Timestamp(plan.window_start - timedelta(days=CONTEXT_DAYS))) & (dates < pd.Timestamp(plan.window_end))]
+    return context, eval_mask(panel, plan)[context.index].to_numpy()
+
+
+def predict_rows(model: Forecaster, context: pd.DataFrame, keep: np.ndarray, panel: pd.DataFrame,
+                 window_start: date, model_name: str) -> pd.DataFrame:
+    """The prediction rows of ``model`` for the rows of ``context`` flagged by ``keep``, with the labels of
+    ``panel`` as they stand (``realized``, ``label_end``); the whole context is predicted, as a fit does,
+    because GARCH, the sequence models and the baseline read each row's history from it."""
+    h = model.horizon.label
+    predicted = model.predict(context)[keep]
+    labels = panel.loc[panel.index.isin(context.index[keep]), ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
+    predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
+        columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}
+    )
+    return predicted.assign(window_start=window_start, model=model_name, horizon=h)
 
 
 def save_models(models: dict[str, Forecaster], folder: Path) -> None:

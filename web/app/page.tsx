@@ -18,23 +18,25 @@ function checkAmount(text: string): string | null {
 
 export default function ProjectorPage() {
   const [text, setText] = useState("10000");
+  const [asOf, setAsOf] = useState("");
   const [data, setData] = useState<ProjectorResponse | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  async function run(value: string) {
-    const problem = checkAmount(value);
+  async function run(value: string, day = "") {
+    const problem = checkAmount(value) ?? (day && day > new Date().toISOString().slice(0, 10) ? `The date ${day} is in the future.` : null);
     if (problem) { setError(problem); setData(null); return; }
     setBusy(true); setError(null);
     try {
-      setData(await api<ProjectorResponse>(`/api/projector?amount=${encodeURIComponent(value.replace(/[,$_\s]/g, ""))}`));
+      const query = `amount=${encodeURIComponent(value.replace(/[,$_\s]/g, ""))}${day ? `&as_of=${day}` : ""}`;
+      setData(await api<ProjectorResponse>(`/api/projector?${query}`));
     } catch (e) {
       setError((e as Error).message); setData(null);
     } finally { setBusy(false); }
   }
 
   useEffect(() => { run("10000"); }, []);
-  const submit = (e: FormEvent) => { e.preventDefault(); run(text); };
+  const submit = (e: FormEvent) => { e.preventDefault(); run(text, asOf); };
   const positions = data?.lines.filter((l) => l.rank != null) ?? [];
   const total = data?.lines.find((l) => l.symbol === "TOTAL");
   const cash = data?.lines.find((l) => l.symbol === "CASH");
@@ -48,6 +50,9 @@ export default function ProjectorPage() {
         <form className="inline" onSubmit={submit}>
           <label>Amount (USD)
             <input className="big" data-testid="amount" inputMode="decimal" value={text} onChange={(e) => setText(e.target.value)} aria-label="amount in dollars" />
+          </label>
+          <label>As of (optional: an earlier day&apos;s advice)
+            <input type="date" data-testid="as-of" value={asOf} onChange={(e) => setAsOf(e.target.value)} />
           </label>
           <button type="submit" disabled={busy} data-testid="project">{busy ? "Projecting…" : "Project"}</button>
           {data ? <span style={{ marginLeft: "auto" }}>Prices: <LiveBadge quote={liveQuote} /></span> : null}

@@ -4,6 +4,8 @@ from datetime import date
 
 import dagster as dg
 
+from quant_assets.defs.automation import ON_DEPS_UPDATED
+from quant_assets.defs.features.assets import LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import WarehouseResource
 from quant_assets.lib.meta import ensemble_window
@@ -15,11 +17,13 @@ ENSEMBLE_KEY = dg.AssetKey(["meta_ensemble"])
 def build_ensemble_defs(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
     """The meta_ensemble asset. A window's ensemble learns from the realized results of earlier windows'
     fits and combines its own window's: its Dagster deps are the fits of that window and of every earlier
-    one (so a backfill orders them first), never its own earlier partitions."""
+    one (so a backfill orders them first), never its own earlier partitions; and the labels, which realize
+    day by day, so that the current window's ensemble is refreshed as they do."""
     this_and_earlier = dg.TimeWindowPartitionMapping(start_offset=-len(partitions.get_partition_keys()), end_offset=0)
 
     @dg.asset(key=ENSEMBLE_KEY, group_name="ensemble", partitions_def=partitions,
-              deps=[dg.AssetDep(f"fit_{name}", partition_mapping=this_and_earlier) for name in MODEL_NAMES],
+              deps=[*(dg.AssetDep(f"fit_{name}", partition_mapping=this_and_earlier) for name in MODEL_NAMES), LABELS_KEY],
+              automation_condition=ON_DEPS_UPDATED,
               kinds={"sklearn", "scipy", "duckdb"},
               description="Stacked, recalibrated distributions of the nine models with a calibrated confidence.")
     def meta_ensemble(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

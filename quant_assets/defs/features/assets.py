@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from quant_assets.defs.automation import FOLLOW_UPSTREAM
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.lib.lookahead import lookahead_audit
@@ -28,6 +29,10 @@ class FeatureTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "features"
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        # A new day of market data rebuilds the features and labels.
+        return FOLLOW_UPSTREAM
 
 
 def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition, DbtCliResource]:

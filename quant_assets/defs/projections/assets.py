@@ -5,6 +5,7 @@ from datetime import date
 
 import dagster as dg
 
+from quant_assets.defs.automation import FOLLOW_UPSTREAM
 from quant_assets.defs.ensemble.assets import ENSEMBLE_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
@@ -38,9 +39,11 @@ def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         specs=[
             dg.AssetSpec("projections", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"numpy", "duckdb"},
+                         automation_condition=FOLLOW_UPSTREAM,
                          description="P10-P90 bands of log returns per symbol and for the half-Kelly portfolio, "
                                      "4 horizons, one partition per as-of day (history kept)."),
             dg.AssetSpec("allocations", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
+                         automation_condition=FOLLOW_UPSTREAM,
                          description="Scenario-Kelly and half-Kelly weights and the day's trade plan behind "
                                      "projector(amount) / projector_at(amount, as_of)."),
         ],

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from quant_assets.defs.automation import ON_WINDOW_OPEN
 from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
@@ -15,7 +16,7 @@ def build_walk_forward_defs(partitions: dg.PartitionsDefinition) -> tuple[list[d
     """The plan asset, its bias audit, and a fit asset (with its own blocking audit) per model and the baseline."""
 
     @dg.asset(key=PLAN_KEY, group_name="walk_forward", partitions_def=partitions, deps=[FEATURES_KEY, LABELS_KEY],
-              kinds={"duckdb"}, description="Train and eval intervals per horizon for one evaluation window.")
+              kinds={"duckdb"}, automation_condition=ON_WINDOW_OPEN, description="Train and eval intervals per horizon for one evaluation window.")
     def walk_forward_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                           settings: SettingsResource) -> dg.MaterializeResult:
         window = context.partition_time_window
@@ -49,7 +50,7 @@ def _fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
     _, _, family, kind = model_entry(model_name)
 
     @dg.asset(name=f"fit_{model_name}", group_name="walk_forward", partitions_def=partitions,
-              deps=[PLAN_KEY, FEATURES_KEY, LABELS_KEY], kinds={kind, "duckdb", "mlflow"},
+              deps=[PLAN_KEY, FEATURES_KEY, LABELS_KEY], kinds={kind, "duckdb", "mlflow"}, automation_condition=ON_WINDOW_OPEN,
               tags={"family": family}, description=f"Out-of-sample distributional forecasts of {model_name} for the window.")
     def fit(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
         summary = fit_and_store(warehouse.get(), settings.get(), model_name, _partition_start(context),

@@ -9,8 +9,12 @@ import polars as pl
 from quant_assets.lib.providers.schema import ONCHAIN_SCHEMA, InputError
 
 
-def fetch_prices(settings) -> tuple[pl.DataFrame, str]:
-    """Raw (unvalidated) prices and a description of where they came from."""
+def fetch_prices(settings, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:
+    """Raw (unvalidated) prices dated ``start`` to ``end`` inclusive (None: unbounded) and where they came from.
+
+    A file is returned whole, so that its bad rows are reported whatever the range; the caller keeps the range.
+    """
+    start, end = start or settings.history_start, end or _today()
     if settings.prices_file is not None:
         from quant_assets.lib.providers.files import read_price_file
 
@@ -21,12 +25,14 @@ def fetch_prices(settings) -> tuple[pl.DataFrame, str]:
         from quant_assets.lib.providers.sample import load_sample
 
         prices, _ = load_sample(settings.universe, settings.history_start, settings.seed)
-        return prices, "sample"
-    return _fetch_network_prices(settings), settings.provider
+        return _dated_within(prices, start, end), "sample"
+    return _fetch_network_prices(settings, start, end), settings.provider
 
 
-def fetch_onchain(settings) -> tuple[pl.DataFrame, str]:
-    """Raw on-chain metrics and their origin; an empty frame when the source has none."""
+def fetch_onchain(settings, start: date | None = None, end: date | None = None) -> tuple[pl.DataFrame, str]:
+    """Raw on-chain metrics dated ``start`` to ``end`` inclusive and their origin; an empty frame when the
+    source has none. A file is returned whole, like the prices file."""
+    start, end = start or settings.history_start, end or _today()
     if settings.onchain_file is not None:
         from quant_assets.lib.providers.files import read_onchain_file
 
@@ -37,21 +43,25 @@ def fetch_onchain(settings) -> tuple[pl.DataFrame, str]:
         from quant_assets.lib.providers.sample import load_sample
 
         _, onchain = load_sample(settings.universe, settings.history_start, settings.seed)
-        return onchain, "sample"
+        return _dated_within(onchain, start, end), "sample"
     from quant_assets.lib.providers.coinmetrics import fetch_coinmetrics
     from quant_assets.lib.providers.sample import CRYPTO_PROFILES
 
     coins = [s for s in settings.universe if s in CRYPTO_PROFILES]
     if not coins:
         return pl.DataFrame(schema=ONCHAIN_SCHEMA), "none (no crypto in the universe)"
-    return fetch_coinmetrics(coins, None, settings.history_start, _today()), "coinmetrics"
+    return fetch_coinmetrics(coins, None, start, end), "coinmetrics"
 
 
 def _today() -> date:
     return datetime.now(timezone.utc).date()
 
 
-def _fetch_network_prices(settings) -> pl.DataFrame:
+def _dated_within(frame: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    return frame.filter(pl.col("date").is_between(start, end))
+
+
+def _fetch_network_prices(settings, start: date, end: date) -> pl.DataFrame:
     from quant_assets.lib.providers.coinbase import fetch_coinbase_candles
     from quant_assets.lib.providers.polygon import fetch_polygon_prices
     from quant_assets.lib.providers.sample import CRYPTO_PROFILES
@@ -62,7 +72,7 @@ def _fetch_network_prices(settings) -> pl.DataFrame:
     if stocks:
         if settings.polygon_api_key is None:
             raise InputError("provider polygon needs POLYGON_API_KEY in the environment")
-        frames.append(fetch_polygon_prices(stocks, settings.history_start, _today(), settings.polygon_api_key.get_secret_value()))
+        frames.append(fetch_polygon_prices(stocks, start, end, settings.polygon_api_key.get_secret_value()))
     if coins:
-        frames.append(fetch_coinbase_candles([f"{c}-USD" for c in coins], settings.history_start, _today()))
+        frames.append(fetch_coinbase_candles([f"{c}-USD" for c in coins], start, end))
     return pl.concat(frames)

@@ -5,8 +5,8 @@ import LiveBadge from "@/components/LiveBadge";
 import { ErrorLine, FreshnessLine, SyntheticNotice } from "@/components/Notice";
 import { api, BacktestResponse, num, pct } from "@/components/api";
 
-const COLORS: Record<string, string> = { half_kelly: "#2563eb", full_kelly: "#f59e0b", equal_weight: "#64748b" };
-const NAMES: Record<string, string> = { half_kelly: "Half Kelly", full_kelly: "Full Kelly", equal_weight: "Equal weight" };
+const COLORS: Record<string, string> = { half_kelly: "#2563eb", full_kelly: "#f59e0b", equal_weight: "#64748b", sp500_buy_hold: "#10b981" };
+const NAMES: Record<string, string> = { half_kelly: "Half Kelly", full_kelly: "Full Kelly", equal_weight: "Equal weight", sp500_buy_hold: "S&P 500 buy and hold" };
 
 export default function BacktestPage() {
   const [data, setData] = useState<BacktestResponse | null>(null);
@@ -39,7 +39,7 @@ export default function BacktestPage() {
   return (
     <>
       <h1>Decision backtest</h1>
-      <p className="subtitle">Each window holds the portfolio recommended on its first day, net of 10 bp per side: half Kelly against full Kelly and equal weight.</p>
+      <p className="subtitle">Each window holds the portfolio recommended on its first day, net of 10 bp per side: half Kelly against full Kelly, equal weight and the S&P 500 held throughout. The period in progress is marked at the latest prices above the charts.</p>
       <ErrorLine message={error} />
       {data ? (
         <>

@@ -1,0 +1,64 @@
+"""Cost of one new session against a full demo materialization, measured in the same run (goal ≤ 10%).
+
+1. The demo's materialization with the clock one session back (`QUANT_TODAY` = the sample's second-to-last
+   session): market and features, the demo's walk-forward windows, their ensembles, the day's projections.
+2. The clock moves to the sample's last session, and the new day is brought up to date the way the
+   automation does it: the market schedule's run (the days since the last loaded one), the features, the
+   current window's meta_ensemble, and that day's projections.
+
+`QUANT_DEMO_WINDOWS` (default here 2) and `QUANT_UNIVERSE` change the size of the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+PREVIOUS_SESSION, NEW_SESSION = "2022-12-27", "2022-12-28"
+
+
+def main() -> int:
+    home = tempfile.mkdtemp(prefix="bench_daily_")
+    os.environ.update(QUANT_HOME=home, QUANT_TODAY=PREVIOUS_SESSION, DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+                      QUANT_DEMO_WINDOWS=os.environ.get("QUANT_DEMO_WINDOWS", "2"))
+    from quant_assets import demo
+
+    started = time.perf_counter()
+    if demo.main() != 0:
+        return 1
+    full = time.perf_counter() - started
+    print(f"\nfull demo materialization (clock {PREVIOUS_SESSION}): {full:.0f} s", flush=True)
+
+    import dagster as dg
+
+    from quant_assets.definitions import build_definitions
+    from quant_assets.defs.automation import missing_days_request
+
+    os.environ["QUANT_TODAY"] = NEW_SESSION
+    defs = build_definitions()
+    # demo._run resolves its jobs from the module's Definitions: give it the new day's (a new daily partition).
+    sys.modules["quant_assets.definitions"].defs = defs
+    instance = dg.DagsterInstance.get()
+    stages = {}
+    started = time.perf_counter()
+    request = missing_days_request(instance, defs.resolve_job_def("market").partitions_def,
+                                   datetime.now(timezone.utc))
+    stages["market (schedule's run)"] = demo._run("market", tags=request.tags)
+    stages["features"] = demo._run("features")
+    window = defs.resolve_job_def("ensemble").partitions_def.get_last_partition_key()
+    stages[f"meta_ensemble {window}"] = demo._run("ensemble", window)
+    projections = defs.resolve_job_def("projections")
+    stages["projections"] = demo._run("projections", NEW_SESSION if projections.partitions_def else None)
+    new_day = time.perf_counter() - started
+    for name, seconds in stages.items():
+        print(f"new session {NEW_SESSION}: {name} {seconds:.1f} s")
+    print(f"one new session: {new_day:.1f} s = {new_day / full:.1%} of the full materialization (goal ≤ 10%; "
+          f"load average {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -116,7 +116,7 @@ class ProjectionInputs:
 
 @dataclass
 class Projection:
-    """One as-of day's advice: bands, allocations, the decision behind them and its summary metadata."""
+    """One as-of day's advice: bands, allocations and the summary metadata."""
 
     bands: pd.DataFrame
     allocations: pd.DataFrame

@@ -175,9 +175,10 @@ def test_a_window_ensemble_depends_on_the_fits_of_that_and_every_earlier_window(
     from quant_assets.definitions import build_definitions
 
     ensemble = build_definitions().get_assets_def("meta_ensemble")
-    # The labels too: the ensemble reads realized outcomes from them when it runs, never frozen at fit time.
+    # The labels too (the ensemble reads realized outcomes from them when it runs, never frozen at fit time),
+    # and the days' predictions of the window made with its stored models.
     assert ensemble.dependency_keys == {dg.AssetKey(f"fit_{name}") for name in MODEL_NAMES} | {
-        dg.AssetKey(["labels", "forward_returns"])}
+        dg.AssetKey(["labels", "forward_returns"]), dg.AssetKey("daily_predictions")}
     partitions = ensemble.partitions_def
     for name in MODEL_NAMES:
         mapping = ensemble.get_partition_mapping(dg.AssetKey(f"fit_{name}"))

@@ -5,6 +5,7 @@ import warnings
 
 import dagster as dg
 
+from quant_assets.defs.automation import FOLLOW_UPSTREAM
 from quant_assets.defs.features.assets import FEATURES_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
@@ -31,7 +32,7 @@ def build_daily_prediction_defs(windows_partitions: dg.TimeWindowPartitionsDefin
     @dg.asset(key=DAILY_PREDICTIONS_KEY, group_name=DAILY_GROUP, partitions_def=daily_partitions(settings),
               deps=[FEATURES_KEY,
                     *(dg.AssetDep(f"fit_{name}", partition_mapping=day_to_window) for name in (*MODEL_NAMES, BASELINE))],
-              kinds={"duckdb"},
+              kinds={"duckdb"}, automation_condition=FOLLOW_UPSTREAM,
               description="The day's forecasts.predictions rows from the stored models of the window containing the day.")
     def daily_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                           settings: SettingsResource) -> dg.MaterializeResult:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     provider: Literal["sample", "file", "polygon", "network"] = "sample"
     prices_file: Path | None = None
     onchain_file: Path | None = None
+    # The strptime format of the dates in QUANT_PRICES_FILE / QUANT_ONCHAIN_FILE (e.g. %m/%d/%Y); unset: ISO 8601.
+    date_format: str | None = None
     history_start: date = date(2005, 1, 1)
     # The clock: the last calendar day the system treats as reached (replay tests, back-dated runs).
     # Unset, it follows the data: the sample's or a prices file's last date; today (UTC) for the network providers.
@@ -118,12 +120,12 @@ def _first_of_next_month(day: date) -> date:
 
 
 @cache
-def _last_file_date(path: Path, modified_ns: int) -> date | None:
+def _last_file_date(path: Path, modified_ns: int, date_format: str | None = None) -> date | None:
     from quant_assets.lib.providers.files import read_price_file
     from quant_assets.lib.providers.schema import InputError
 
     try:
-        dates = read_price_file(path)["date"].drop_nulls()
+        dates = read_price_file(path, date_format)["date"].drop_nulls()
     except InputError:
         return None  # the prices asset reports what is wrong with the file when it is materialized
     past = dates.filter(dates <= date.today())
@@ -134,7 +136,7 @@ def _data_last_date(settings: Settings) -> date | None:
     """The sample's last date, a prices file's last date, or None when the data follows the wall clock."""
     if settings.prices_file is not None and settings.prices_file.exists():
         stat = settings.prices_file.stat()
-        return _last_file_date(settings.prices_file.resolve(), stat.st_mtime_ns)
+        return _last_file_date(settings.prices_file.resolve(), stat.st_mtime_ns, settings.date_format)
     if settings.provider == "sample" and settings.prices_file is None:
         return SAMPLE_LAST_DATE
     return None

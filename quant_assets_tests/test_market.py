@@ -51,7 +51,7 @@ def test_user_file_replaces_the_sample_and_bad_rows_are_counted(quant_home, tmp_
     rows += [
         "ACME,2021-01-05,999,1,equity",        # duplicate of a good row: both copies go
         "BAD,2021-01-04,-3,1,equity",          # non-positive price
-        "BAD,not-a-date,10,1,equity",          # unparseable date
+        "BAD,,10,1,equity",                    # empty date cell
         "BAD,2999-01-01,10,1,equity",          # future date
         "BAD,2021-01-04,10,1,bond",            # unknown asset class
         "COIN,2021-01-04,10,,crypto",
@@ -73,6 +73,7 @@ def test_user_file_replaces_the_sample_and_bad_rows_are_counted(quant_home, tmp_
         ("ACME,2021-01-04,-1,1,equity\nACME,2021-01-05,0,1,equity\n", r"prices.csv: no valid price rows .*row 1"),
         ("ACME,2021-01-04,abc,1,equity\n", r"prices.csv: column close, row 1: 'abc' is not a number"),
         ("ACME,2021-01-04,\"unterminated\n", r"prices.csv: could not be parsed as CSV"),
+        ("ACME,01/03/2022,10,1,equity\n", r"prices.csv: column date, row 1: '01/03/2022' is not an ISO 8601 date"),
     ],
 )
 def test_bad_file_fails_and_keeps_previous_contents(quant_home, tmp_path, monkeypatch, body, expected):

@@ -18,7 +18,7 @@ def fetch_prices(settings, start: date | None = None, end: date | None = None) -
     if settings.prices_file is not None:
         from quant_assets.lib.providers.files import read_price_file
 
-        return read_price_file(settings.prices_file), str(settings.prices_file)
+        return read_price_file(settings.prices_file, settings.date_format), str(settings.prices_file)
     if settings.provider in ("sample", "file"):
         if settings.provider == "file":
             raise InputError("QUANT_PROVIDER=file needs QUANT_PRICES_FILE naming a CSV or Parquet file")
@@ -36,7 +36,7 @@ def fetch_onchain(settings, start: date | None = None, end: date | None = None) 
     if settings.onchain_file is not None:
         from quant_assets.lib.providers.files import read_onchain_file
 
-        return read_onchain_file(settings.onchain_file), str(settings.onchain_file)
+        return read_onchain_file(settings.onchain_file, settings.date_format), str(settings.onchain_file)
     if settings.uses_files:
         return pl.DataFrame(schema=ONCHAIN_SCHEMA), "none (file provider without QUANT_ONCHAIN_FILE)"
     if settings.provider == "sample":

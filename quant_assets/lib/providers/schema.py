@@ -28,6 +28,8 @@ ONCHAIN_SCHEMA: dict[str, pl.DataType] = {
 }
 ASSET_CLASSES = ("equity", "crypto")
 EXAMPLES_KEPT = 5
+# A one-day close ratio at or beyond this factor (either way) looks like a split the source did not adjust.
+SPLIT_FACTOR = 1.9
 
 
 class InputError(ValueError):
@@ -42,6 +44,7 @@ class ValidationReport:
     rows_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_dropped(self) -> int:
@@ -54,22 +57,37 @@ class ValidationReport:
             "rows_dropped": self.rows_dropped,
             "dropped_by_reason": dict(self.dropped),
             "dropped_examples": list(self.examples),
+            "warnings": list(self.warnings),
         }
 
 
-def _drop(frame: pl.DataFrame, bad: pl.Expr, reason: str, describe: pl.Expr, report: ValidationReport) -> pl.DataFrame:
+def _drop(frame: pl.DataFrame, bad: pl.Expr, reason: str, keys: tuple[str, ...], report: ValidationReport) -> pl.DataFrame:
     flagged = frame.with_columns(bad.fill_null(True).alias("_bad"))
     dropped = flagged.filter(pl.col("_bad"))
     if dropped.height:
         report.dropped[reason] = report.dropped.get(reason, 0) + dropped.height
         room = EXAMPLES_KEPT - len(report.examples)
         if room > 0:
-            report.examples.extend(f"{reason}: {text}" for text in dropped.select(describe).to_series().head(room))
+            # Described in Python from a few rows: formatting strings inside polars panicked on large frames.
+            rows = dropped.head(room).select("_row", *keys).iter_rows(named=True)
+            report.examples.extend(f"{reason}: {_row_label(row, keys)}" for row in rows)
     return flagged.filter(~pl.col("_bad")).drop("_bad")
 
 
-def _row_label(key: str) -> pl.Expr:
-    return pl.format("row {} ({}={} date={})", pl.col("_row"), pl.lit(key), pl.col(key), pl.col("date"))
+def _row_label(row: dict[str, object], keys: tuple[str, ...]) -> str:
+    """``row 12 (ACME, 2021-01-04)``; a key that is missing is left out rather than shown as None."""
+    known = [str(row[k]) for k in keys if row[k] is not None and str(row[k]).strip()]
+    return f"row {row['_row']}" + (f" ({', '.join(known)})" if known else "")
+
+
+def _suspected_splits(frame: pl.DataFrame) -> list[str]:
+    """Day-to-day closes that moved by a split-like factor (×2 or more either way): kept, since markets do
+    move that much, but named so that an unadjusted split in a source does not pass unseen."""
+    ratio = (pl.col("close") / pl.col("close").shift(1).over("symbol", order_by="date"))
+    jumps = frame.sort("symbol", "date").with_columns(ratio.alias("_ratio")).filter(
+        (pl.col("_ratio") >= SPLIT_FACTOR) | (pl.col("_ratio") <= 1 / SPLIT_FACTOR))
+    return [f"{r['symbol']} {r['date']}: close moved ×{r['_ratio']:.3g} in one day (an unadjusted split?)"
+            for r in jumps.head(EXAMPLES_KEPT).iter_rows(named=True)]
 
 
 def validate_prices(frame: pl.DataFrame, origin: str, today: date | None = None) -> tuple[pl.DataFrame, ValidationReport]:
@@ -81,9 +99,9 @@ def validate_prices(frame: pl.DataFrame, origin: str, today: date | None = None)
     today = today or datetime.now(timezone.utc).date()
     report = ValidationReport(rows_in=frame.height)
     work = frame.with_row_index("_row", offset=1)
-    describe = _row_label("symbol")
+    describe = ("symbol", "date")
     work = _drop(work, pl.col("symbol").is_null() | (pl.col("symbol").str.strip_chars() == ""), "missing symbol", describe, report)
-    work = _drop(work, pl.col("date").is_null(), "unparseable date", describe, report)
+    work = _drop(work, pl.col("date").is_null(), "missing date", describe, report)
     work = _drop(work, pl.col("date") > today, "future date", describe, report)
     work = _drop(work, ~pl.col("asset_class").is_in(ASSET_CLASSES), "unknown asset_class", describe, report)
     for column in ("open", "high", "low", "close"):
@@ -93,7 +111,8 @@ def validate_prices(frame: pl.DataFrame, origin: str, today: date | None = None)
             bad = bad | value.is_null()
         else:
             bad = bad.fill_null(False)
-        work = _drop(work, bad, f"non-positive or non-finite {column}", describe, report)
+        work = _drop(work, bad, f"missing, non-positive or non-finite {column}" if column == "close"
+                     else f"non-positive or non-finite {column}", describe, report)
     work = _drop(
         work, pl.col("volume").is_nan().fill_null(False) | (pl.col("volume") < 0).fill_null(False),
         "negative or NaN volume", describe, report,
@@ -102,6 +121,7 @@ def validate_prices(frame: pl.DataFrame, origin: str, today: date | None = None)
     work = _drop(work, duplicated, "duplicate (symbol, date)", describe, report)
     clean = work.drop("_row").sort(["symbol", "date"]).select(list(PRICE_SCHEMA))
     report.rows_kept = clean.height
+    report.warnings.extend(_suspected_splits(clean))
     if clean.height == 0:
         raise InputError(f"{origin}: no valid price rows ({_summary(report)})")
     return clean, report
@@ -112,9 +132,9 @@ def validate_onchain(frame: pl.DataFrame, origin: str, today: date | None = None
     today = today or datetime.now(timezone.utc).date()
     report = ValidationReport(rows_in=frame.height)
     work = frame.with_row_index("_row", offset=1)
-    describe = _row_label("asset")
+    describe = ("asset", "metric", "date")
     work = _drop(work, pl.col("asset").is_null() | pl.col("metric").is_null(), "missing asset or metric", describe, report)
-    work = _drop(work, pl.col("date").is_null(), "unparseable date", describe, report)
+    work = _drop(work, pl.col("date").is_null(), "missing date", describe, report)
     work = _drop(work, pl.col("date") > today, "future date", describe, report)
     work = _drop(work, pl.col("value").is_null() | pl.col("value").is_nan() | pl.col("value").is_infinite(),
                  "non-finite value", describe, report)

@@ -175,7 +175,8 @@ def read_price_file(path: Path | str, date_format: str | None = None) -> pl.Data
     frame = _check_columns(_read_text_columns(path), PRICE_REQUIRED, path)
     asset_class = (pl.col("asset_class").str.strip_chars().str.to_lowercase().fill_null("equity")
                    if "asset_class" in frame.columns else pl.lit("equity"))
-    classes = frame.select(asset_class.alias("asset_class"))["asset_class"]
+    # with_columns broadcasts the default to every row (select would give one row for a literal).
+    classes = frame.with_columns(asset_class.alias("asset_class"))["asset_class"]
     zones = classes.replace_strict({"crypto": "UTC"}, default="America/New_York", return_dtype=pl.Utf8)
     parsed = frame.select(
         pl.col("symbol").str.strip_chars().str.to_uppercase().alias("symbol"),

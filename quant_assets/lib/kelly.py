@@ -10,6 +10,20 @@ _SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 _CLARABEL_OPTIONS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, "tol_ktratio": 1e-10}
 
 
+# Tight CLARABEL first; its default tolerances, then SCS, when the tight ones stall on a near-degenerate scenario set.
+_ATTEMPTS = ((cp.CLARABEL, _CLARABEL_OPTIONS), (cp.CLARABEL, {}), (cp.SCS, {"eps": 1e-9, "max_iters": 200_000}))
+
+
+def _solve(problem: cp.Problem) -> None:
+    for solver, options in _ATTEMPTS:
+        try:
+            problem.solve(solver=solver, **options)
+        except cp.error.SolverError:
+            continue
+        if problem.status in _SOLVED:
+            return
+
+
 def scenario_kelly(
     simple_returns: np.ndarray,
     cap: float = 0.25,
@@ -20,7 +34,7 @@ def scenario_kelly(
 
     ``simple_returns`` is n_scenarios x n_assets (simple returns, each > -1); ``eligible`` (boolean per
     asset, default all) marks the assets that may be held, the others get 0. The rest of the capital is
-    cash at 0%. Solved as an exponential-cone program with CLARABEL. When no eligible asset has a
+    cash at 0%. Solved as an exponential-cone program with CLARABEL (SCS if CLARABEL fails). When no eligible asset has a
     positive mean return the answer is all zeros without solving: by Jensen, any long-only portfolio of
     them has a non-positive expected log growth.
     """
@@ -50,9 +64,9 @@ def scenario_kelly(
     wealth = cp.Variable(n_scen)
     growth = cp.sum(cp.log(wealth)) / n_scen
     problem = cp.Problem(cp.Maximize(growth), [wealth == 1.0 + sub @ w, w <= cap, cp.sum(w) <= max_total])
-    problem.solve(solver=cp.CLARABEL, **_CLARABEL_OPTIONS)
+    _solve(problem)
     if problem.status not in _SOLVED or w.value is None:
-        raise RuntimeError(f"scenario_kelly: CLARABEL did not solve the Kelly problem (status {problem.status})")
+        raise RuntimeError(f"scenario_kelly: no solver solved the Kelly problem (status {problem.status})")
     solution = np.clip(np.asarray(w.value, dtype="float64"), 0.0, cap)
     # Solver tolerance can overshoot the budget by ~1e-9; rescale rather than report an infeasible answer.
     total = solution.sum()

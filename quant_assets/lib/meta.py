@@ -37,7 +37,8 @@ def training_days_per_symbol(warehouse: Warehouse, window_start: date) -> dict[s
                             "GROUP BY horizon", [window_start])
     symbols = warehouse.query("SELECT count(DISTINCT symbol) AS n FROM forecasts.predictions WHERE window_start = ?",
                               [window_start])["n"].iloc[0]
-    return {row.horizon: row.train_rows / max(int(symbols), 1) for row in plans.itertuples()}
+    # A plan without a row count (an older warehouse) leaves the horizon to the default span.
+    return {row.horizon: row.train_rows / max(int(symbols), 1) for row in plans.dropna().itertuples()}
 
 
 def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES) -> dict[str, object]:

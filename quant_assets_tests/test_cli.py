@@ -50,20 +50,16 @@ def test_no_warehouse_exits_1(tmp_path):
     assert_one_line_failure(quant("project", "100", home=tmp_path), 1, "no warehouse at", "make demo")
 
 
-def test_a_missing_trade_plan_exits_1(tmp_path):
+@pytest.mark.parametrize("damage, fragment", [
+    ("DROP TABLE projections.trade_plan", "projections.trade_plan is missing"),
+    ("DELETE FROM projections.trade_plan", "projector: no advice stored yet"),  # the macro's own sentence
+])
+def test_incomplete_projections_exit_1(tmp_path, damage, fragment):
     path = tmp_path / "warehouse.duckdb"
     seed_projections(path)
     with Warehouse(path).writer() as con:
-        con.execute("DROP TABLE projections.trade_plan")
-    assert_one_line_failure(quant("project", "100", home=tmp_path), 1, "projections.trade_plan is missing")
-
-
-def test_a_plan_without_a_latest_day_exits_1_with_the_macros_own_sentence(tmp_path):
-    path = tmp_path / "warehouse.duckdb"
-    seed_projections(path)
-    with Warehouse(path).writer() as con:
-        con.execute("DELETE FROM projections.trade_plan")
-    assert_one_line_failure(quant("project", "100", home=tmp_path), 1, "projector: no advice stored yet")
+        con.execute(damage)
+    assert_one_line_failure(quant("project", "100", home=tmp_path), 1, fragment)
 
 
 def test_a_file_that_is_not_a_warehouse_exits_1(tmp_path):

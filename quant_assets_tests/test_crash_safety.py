@@ -1,8 +1,7 @@
-"""A writer SIGKILLed in the middle of a transaction, eleven times at different points: during a fold's write
-(inside the transaction after each table, between COMMIT and CHECKPOINT, and after random delays), during the
-projections' write, and during dbt's run of the
-models. Each time the warehouse opens for readers and writers, no window or
-day is half written, and writing again to the end gives exactly the rows an uninterrupted write gives."""
+"""A writer SIGKILLed in the middle of a transaction, twelve times at different points: during a fold's write (inside
+the transaction after each table, before COMMIT, between COMMIT and CHECKPOINT, and after random delays), during the
+projections' write, and during dbt's run of the models. Each time the warehouse opens for readers and writers, no
+window or day is half written, and writing again to the end gives exactly the rows an uninterrupted write gives."""
 
 import itertools
 import multiprocessing

@@ -7,6 +7,7 @@ import itertools
 import multiprocessing
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -232,21 +233,23 @@ def run_dbt_build(warehouse, scratch) -> subprocess.Popen:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_a_killed_dbt_build_leaves_a_warehouse_that_opens_and_rebuilds_identically(tmp_path):
+def test_a_killed_dbt_run_leaves_a_warehouse_that_opens_and_rebuilds_identically(tmp_path):
     prices, onchain = make_universe(years=2)
     reference, path = tmp_path / "reference.duckdb", tmp_path / "warehouse.duckdb"
     for target in (reference, path):
         write_market(target, prices, onchain)
-    started = time.monotonic()
     build = run_dbt_build(reference, tmp_path / "ref")
     output, _ = build.communicate(timeout=600)
     assert build.returncode == 0, output[-2000:]
-    seconds = time.monotonic() - started
     expected = snapshot(reference, ("features.features", "labels.forward_returns"))
-    for fraction in (0.55, 0.85):  # dbt spends its first seconds parsing; these land while it writes models
-        build = run_dbt_build(path, tmp_path / f"kill{fraction}")
-        time.sleep(seconds * fraction)
-        build.send_signal(signal.SIGKILL)
+    models = int(re.search(r"1 of (\d+) START", output).group(1))
+    for number in (2, models - 1):  # killed while dbt writes an early model, and a late one
+        build = run_dbt_build(path, tmp_path / f"kill{number}")
+        for line in build.stdout:
+            if re.search(rf"\b{number} of {models} START", line):
+                time.sleep(RANDOM.uniform(0.05, 0.3))
+                build.kill()
+                break
         build.communicate(timeout=60)
         assert build.returncode == -signal.SIGKILL
         assert_opens_for_readers_and_writers(path)

@@ -5,8 +5,10 @@ and counted with an example naming the row; or loaded) and that nothing stored b
 import functools
 import math
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -19,7 +21,7 @@ from quant_assets_tests.conftest import failure_messages, materialize
 from quant_assets_tests.loopback import LoopbackServer, Reply, Request, json_reply
 
 PRICES = "key:market/prices"
-FIRST, LAST = date(2021, 1, 4), date(2021, 2, 26)
+FIRST, LAST = date(2021, 1, 4), date(2021, 1, 15)  # two weeks: each day is a partition, recorded by Dagster
 EQUITIES, COIN = ("ACME", "BETA"), "BTC"
 HEADER = "symbol,date,open,high,low,close,volume,asset_class"
 
@@ -177,13 +179,38 @@ FILE_CASES = {
 }
 
 
-@pytest.fixture
-def file_home(quant_home, tmp_path, monkeypatch):
-    path = tmp_path / "prices.csv"
+def loaded_once(tmp_path_factory, env: dict[str, str], patches=()) -> Path:
+    """The warehouse after one good load with ``env`` (and ``patches``), made once per module: each case starts
+    from a copy of it rather than materializing the good data again."""
+    home = tmp_path_factory.mktemp("good") / "quant"
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("QUANT_TODAY", "QUANT_PRICES_FILE", "QUANT_ONCHAIN_FILE", "QUANT_PROVIDER", "POLYGON_API_KEY"):
+            mp.delenv(name, raising=False)
+        for name, value in {"QUANT_HOME": str(home), "QUANT_HISTORY_START": str(FIRST), **env}.items():
+            mp.setenv(name, value)
+        for module, name, value in patches:
+            mp.setattr(module, name, value)
+        assert materialize(PRICES).success
+    return home / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def good_file_load(tmp_path_factory):
+    path = tmp_path_factory.mktemp("good_file") / "prices.csv"
     path.write_text(csv_text(good_rows()))
+    return loaded_once(tmp_path_factory, {"QUANT_PRICES_FILE": str(path), "QUANT_UNIVERSE": "ACME,BETA,BTC",
+                                          "QUANT_TODAY": str(LAST)})
+
+
+@pytest.fixture
+def file_home(quant_home, tmp_path, monkeypatch, good_file_load):
+    quant_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(good_file_load, quant_home / "warehouse.duckdb")
+    path = tmp_path / "prices.csv"  # the same name: the stored rows' source stays file:prices.csv
     monkeypatch.setenv("QUANT_PRICES_FILE", str(path))
     monkeypatch.setenv("QUANT_HISTORY_START", str(FIRST))
-    assert materialize(PRICES).success
+    # Fixed, so that a file the settings cannot read does not stretch the partitions to the wall clock's today.
+    monkeypatch.setenv("QUANT_TODAY", str(LAST))
     return path
 
 
@@ -343,18 +370,33 @@ PROVIDER_CASES = {
 }
 
 
+PROVIDER_ENV = {"QUANT_PROVIDER": "polygon", "POLYGON_API_KEY": "pk-battery", "QUANT_UNIVERSE": "ACME,BETA,BTC",
+                "QUANT_TODAY": str(LAST)}
+
+
+def loopback_patches(stocks_url: str, coins_url: str, sleeps: list[float]):
+    return ((polygon, "fetch_polygon_prices", functools.partial(
+                polygon.fetch_polygon_prices, base_url=stocks_url, sleep=sleeps.append, timeout=0.5)),
+            (coinbase, "fetch_coinbase_candles", functools.partial(
+                coinbase.fetch_coinbase_candles, base_url=coins_url, sleep=sleeps.append)))
+
+
+@pytest.fixture(scope="module")
+def good_provider_load(tmp_path_factory):
+    with LoopbackServer(good_polygon) as stocks, LoopbackServer(coinbase_answer) as coins:
+        return loaded_once(tmp_path_factory, PROVIDER_ENV, loopback_patches(stocks.url, coins.url, []))
+
+
 @pytest.fixture
-def provider_home(quant_home, monkeypatch):
-    for name, value in {"QUANT_PROVIDER": "polygon", "POLYGON_API_KEY": "pk-battery", "QUANT_UNIVERSE": "ACME,BETA,BTC",
-                        "QUANT_HISTORY_START": str(FIRST), "QUANT_TODAY": str(LAST)}.items():
+def provider_home(quant_home, monkeypatch, good_provider_load):
+    quant_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(good_provider_load, quant_home / "warehouse.duckdb")
+    for name, value in {**PROVIDER_ENV, "QUANT_HISTORY_START": str(FIRST)}.items():
         monkeypatch.setenv(name, value)
     sleeps: list[float] = []
     with LoopbackServer(good_polygon) as stocks, LoopbackServer(coinbase_answer) as coins:
-        monkeypatch.setattr(polygon, "fetch_polygon_prices", functools.partial(
-            polygon.fetch_polygon_prices, base_url=stocks.url, sleep=sleeps.append, timeout=0.5))
-        monkeypatch.setattr(coinbase, "fetch_coinbase_candles", functools.partial(
-            coinbase.fetch_coinbase_candles, base_url=coins.url, sleep=sleeps.append))
-        assert materialize(PRICES).success
+        for module, name, value in loopback_patches(stocks.url, coins.url, sleeps):
+            monkeypatch.setattr(module, name, value)
         yield stocks, sleeps
 
 

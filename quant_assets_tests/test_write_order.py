@@ -85,8 +85,9 @@ def test_a_failed_first_store_leaves_no_fit_row_and_no_live_run(fold, monkeypatc
     settings, warehouse = fold
     assert not warehouse.table_exists("forecasts.predictions")  # the rollback took even the new tables
     assert fit_rows_point_at_live_runs(fold) == set() and live_runs(settings).empty
-    failed = mlflow.MlflowClient(settings.mlflow_uri).search_runs(
-        [mlflow.get_experiment_by_name("walk_forward").experiment_id], run_view_type=mlflow.entities.ViewType.ALL)
+    client = mlflow.MlflowClient(settings.mlflow_uri)
+    failed = client.search_runs([client.get_experiment_by_name("walk_forward").experiment_id],
+                                run_view_type=mlflow.entities.ViewType.ALL)
     assert [(r.info.status, r.info.lifecycle_stage) for r in failed] == [("FAILED", "deleted")]
 
 

@@ -6,48 +6,82 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
+from typing import NoReturn
 
 from quant_assets.lib.projector import AmountError, parse_amount, projector_columns
 
 EXIT_BAD_INPUT = 2
+# Nothing to show yet (no warehouse, no projections) or the warehouse is busy: try again later.
+EXIT_NOT_READY = 1
+EXIT_INTERRUPTED = 130
+# How long a person waits for a running write before being told to try again (QUANT_CLI_WAIT_SECONDS).
+DEFAULT_WAIT_SECONDS = 30.0
+
+
+class NotReadyError(RuntimeError):
+    """Nothing to show yet, or the warehouse cannot be read right now; the message says what to do."""
+
+
+class UsageError(ValueError):
+    """The command line itself is wrong (unknown command, missing argument)."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``quant: ...``) with exit status 2, like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `quant --help`)")
 
 
 def _warehouse_path() -> Path:
     return Path(os.environ.get("QUANT_HOME", "~/.quant")).expanduser() / "warehouse.duckdb"
 
 
-def _connect_read_only(path: Path):
+def project(amount: float) -> tuple[list[str], list[tuple]]:
+    """Rows of ``projector(amount)`` from the warehouse; ``NotReadyError`` when there is nothing to project yet
+    or the warehouse stays locked by a writer."""
     import duckdb
 
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as error:
-            # A writer holds the file: wait briefly, as the warehouse's readers do.
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    from quant_assets.lib.warehouse import Warehouse, WarehouseBusyError
 
-
-def project(amount: float) -> tuple[list[str], list[tuple]]:
-    """Rows of ``projector(amount)`` from the warehouse, or ``AmountError`` when there is nothing to project."""
     path = _warehouse_path()
     if not path.exists():
-        raise AmountError(f"no warehouse at {path}; run `make demo` or materialize the projections first")
-    con = _connect_read_only(path)
+        raise NotReadyError(f"no warehouse at {path}; run `make demo` or materialize the projections first")
     try:
-        has_macro = con.execute(
-            "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'projector' AND database_name = current_database()"
-        ).fetchone()[0]
-        if not has_macro:
-            raise AmountError("no projections materialized yet; materialize the `allocations` asset first")
-        cursor = con.execute("SELECT * FROM projector(?)", [amount])
-        return [d[0] for d in cursor.description], cursor.fetchall()
-    finally:
-        con.close()
+        # The warehouse's own reader: it takes its place in the writers' line instead of polling DuckDB's lock.
+        with Warehouse(path, wait_seconds=_wait_seconds()).reader() as con:
+            has_macro = con.execute(
+                "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'projector' "
+                "AND database_name = current_database()"
+            ).fetchone()[0]
+            if not has_macro:
+                raise NotReadyError("no projections materialized yet; materialize the `allocations` asset first")
+            cursor = con.execute("SELECT * FROM projector(?)", [amount])
+            return [d[0] for d in cursor.description], cursor.fetchall()
+    except WarehouseBusyError as error:
+        raise NotReadyError(str(error)) from None
+    except duckdb.InvalidInputException as error:
+        # The macro's own refusal, e.g. "projector: no advice stored yet; materialize ...".
+        raise NotReadyError(_first_line(error).removeprefix("Invalid Input Error: ")) from None
+    except duckdb.CatalogException:
+        raise NotReadyError("the projections are incomplete (projections.trade_plan is missing); "
+                            "materialize the `allocations` asset again") from None
+    except duckdb.Error as error:
+        raise NotReadyError(f"the warehouse {path} could not be read: {_first_line(error)}") from None
+
+
+def _wait_seconds() -> float:
+    text = os.environ.get("QUANT_CLI_WAIT_SECONDS", "")
+    try:
+        return float(text) if text.strip() else DEFAULT_WAIT_SECONDS
+    except ValueError:
+        raise UsageError(f"QUANT_CLI_WAIT_SECONDS={text!r} is not a number of seconds") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _format_value(value) -> str:
@@ -68,19 +102,39 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="quant", description="Ranked half-Kelly trades and P10-P90 value bands.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    """Run ``quant``; every failure is one line on stderr and exit status 2 (bad input) or 1 (not ready)."""
+    try:
+        return _run(argv)
+    except (AmountError, UsageError) as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
+    except NotReadyError as error:
+        return _fail(str(error), EXIT_NOT_READY)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader of our output went away (``quant project 10000 | head``): nothing left to tell anyone.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return 0
+    except Exception as error:  # noqa: BLE001 - a person sees one line, never a traceback
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}", EXIT_NOT_READY)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"quant: {' '.join(message.split())}", file=sys.stderr)
+    return status
+
+
+def _run(argv: list[str] | None) -> int:
+    parser = _OneLineParser(prog="quant", description="Ranked half-Kelly trades and P10-P90 value bands.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     proj = commands.add_parser("project", help="what to do with AMOUNT dollars")
     proj.add_argument("amount", help="dollars to allocate, e.g. 10000")
     proj.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
-    try:
-        amount = parse_amount(args.amount)
-        columns, rows = project(amount)
-    except AmountError as error:
-        print(f"quant: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    assert columns == projector_columns()
+    columns, rows = project(parse_amount(args.amount))
+    if columns != projector_columns():
+        raise NotReadyError("the warehouse's projector macro has other columns than this version of quant expects; "
+                            "materialize the `allocations` asset again")
     if args.json:
         print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, default=str))
     else:

@@ -1,12 +1,9 @@
-"""The market assets, materialized the way a user does: sample, a user's file, and bad input."""
-
-import re
-
-import pytest
+"""The market assets, materialized the way a user does: sample, a user's file, and bad input (more bad input in
+test_bad_input_battery.py)."""
 
 from quant_assets.lib.warehouse import Warehouse
 from quant_assets.settings import Settings
-from quant_assets_tests.conftest import failure_messages, materialize
+from quant_assets_tests.conftest import materialize
 
 MARKET = "key:market/prices or key:market/onchain"
 
@@ -65,35 +62,6 @@ def test_user_file_replaces_the_sample_and_bad_rows_are_counted(quant_home, tmp_
     dropped = meta["dropped_by_reason"].value
     assert dropped["duplicate (symbol, date)"] == 2 and dropped["future date"] == 1 and dropped["unknown asset_class"] == 1
     assert warehouse().query("SELECT count(*) n FROM market.onchain")["n"][0] == 0
-
-
-@pytest.mark.parametrize(
-    "body, expected",
-    [
-        ("ACME,2021-01-04,-1,1,equity\nACME,2021-01-05,0,1,equity\n", r"prices.csv: no valid price rows .*row 1"),
-        ("ACME,2021-01-04,abc,1,equity\n", r"prices.csv: column close, row 1: 'abc' is not a number"),
-        ("ACME,2021-01-04,\"unterminated\n", r"prices.csv: could not be parsed as CSV"),
-        ("ACME,01/03/2022,10,1,equity\n", r"prices.csv: column date, row 1: '01/03/2022' is not an ISO 8601 date"),
-    ],
-)
-def test_bad_file_fails_and_keeps_previous_contents(quant_home, tmp_path, monkeypatch, body, expected):
-    materialize(MARKET)
-    before = warehouse().query("SELECT count(*) n FROM market.prices")["n"][0]
-    monkeypatch.setenv("QUANT_PRICES_FILE", str(write_prices(tmp_path / "prices.csv", body)))
-    result = materialize("key:market/prices", raise_on_error=False)
-    assert not result.success
-    message = failure_messages(result)
-    assert re.search(expected, message), message
-    assert warehouse().query("SELECT count(*) n FROM market.prices")["n"][0] == before
-
-
-def test_missing_required_column_is_named(quant_home, tmp_path, monkeypatch):
-    path = tmp_path / "p.csv"
-    path.write_text("symbol,day,close\nA,2021-01-04,1\n")
-    monkeypatch.setenv("QUANT_PRICES_FILE", str(path))
-    result = materialize("key:market/prices", raise_on_error=False)
-    message = failure_messages(result)
-    assert "missing required column date" in message
 
 
 def test_api_key_never_shows(quant_home, monkeypatch):

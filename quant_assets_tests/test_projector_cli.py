@@ -102,11 +102,11 @@ def test_cli_refuses_bad_amounts_with_exit_2_and_writes_nothing(tmp_path, amount
 
 def test_cli_without_projections_says_so(tmp_path):
     result = quant("project", "10000", home=tmp_path)
-    assert result.returncode == 2 and "make demo" in result.stderr
+    assert result.returncode == 1 and "make demo" in result.stderr
     Warehouse(tmp_path / "warehouse.duckdb").replace("market.prices", pd.DataFrame({"symbol": ["A"], "date": [AS_OF],
         "asset_class": ["equity"], "close": [1.0], "source": ["t"]}))
     result = quant("project", "10000", home=tmp_path)
-    assert result.returncode == 2 and "no projections materialized yet" in result.stderr
+    assert result.returncode == 1 and "no projections materialized yet" in result.stderr
 
 
 def test_cli_imports_neither_dagster_nor_torch(tmp_path):

@@ -266,6 +266,12 @@ def test_polygon_never_leaks_the_key_into_messages_or_logs(server, sleeps, caplo
         fetch_polygon_prices(["AAPL"], D1, D2, KEY, base_url=server.url, sleep=sleeps.append)
     assert_clear(err, "polygon", "HTTP 401", "Unknown API Key ***")
 
+    # A 200 answer whose own error status quotes the request, key and all.
+    server.handler = lambda request: json_reply({"status": "NOT_AUTHORIZED", "message": f"apiKey {KEY} lacks this plan"})
+    with pytest.raises(ProviderError) as err:
+        fetch_polygon_prices(["AAPL"], D1, D2, KEY, base_url=server.url, sleep=sleeps.append)
+    assert_clear(err, "polygon", "NOT_AUTHORIZED", "apiKey *** lacks this plan")
+
     server.handler = lambda request: Reply(503)
     with pytest.raises(ProviderError) as err:
         fetch_polygon_prices(["AAPL"], D1, D2, KEY, base_url=server.url, sleep=sleeps.append)

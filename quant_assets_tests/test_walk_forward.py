@@ -4,15 +4,16 @@ the ensemble per window and the projections; read the tables, MLflow, and the Pr
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
-from quant_assets.lib import folds
+from quant_assets.lib import folds, training
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
-from quant_assets.lib.tracking import find_runs
+from quant_assets.lib.tracking import discard_run, find_runs
 from quant_assets.lib.walkforward import WindowPlan
 from quant_assets.lib.warehouse import Warehouse
 from quant_assets.settings import Settings
@@ -104,12 +105,56 @@ def test_planted_overlap_is_caught_and_blocks_the_window(pipeline):
         mp.setattr(folds, "plan_window", original)
     audit = [e for e in result.get_asset_check_evaluations() if e.check_name == "bias_audit"]
     assert len(audit) == 1 and not audit[0].passed
-    assert "overlaps" in str(audit[0].metadata["violations"].value) or audit[0].metadata["violations"].value
+    violations = audit[0].metadata["violations"].value
+    assert len(violations) == 4  # one per horizon, each naming the plan's bound against the embargo
+    assert all(f"plan for window {PLANTED_WINDOW}" in v and f"admits labels ending before {PLANTED_WINDOW}" in v
+               for v in violations), violations
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"walk_forward_plan"}
     stored = Warehouse(settings.warehouse_path).query(
         "SELECT count(*) n FROM forecasts.predictions WHERE window_start = ?", [date.fromisoformat(PLANTED_WINDOW)])
     assert stored["n"][0] == 0
+
+
+def test_a_leak_past_an_honest_plan_is_caught_by_the_fits_training_cutoff(pipeline):
+    settings, _, mp = pipeline
+    window = date.fromisoformat(PLANTED_WINDOW)
+
+    def leaky_training_mask(labels, plan):
+        # The bug a plan cannot show: the fit's own row filter purges by the row's date, not its label's end.
+        known = labels[f"fwd_{plan.horizon}"].notna() & labels[f"end_{plan.horizon}"].notna()
+        return original(labels, plan) | (known & (labels["date"] < np.datetime64(plan.window_start))).to_numpy()
+
+    original = training.training_mask
+    mp.setattr(training, "training_mask", leaky_training_mask)
+    try:
+        result = materialize(["walk_forward_plan", f"fit_{BASELINE}"], partition_key=PLANTED_WINDOW, raise_on_error=False)
+    finally:
+        mp.setattr(training, "training_mask", original)
+    warehouse = Warehouse(settings.warehouse_path)
+    try:
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["bias_audit"].passed  # the plan itself is honest: the plan-level audit lets it through
+        assert not checks["training_cutoff"].passed
+        violations = checks["training_cutoff"].metadata["violations"].value
+        fits = warehouse.query("SELECT f.horizon, f.latest_train_label_end, p.embargo_days FROM forecasts.fits f "
+                               "JOIN forecasts.plans p USING (window_start, horizon) WHERE window_start = ? "
+                               "AND model = ? ORDER BY horizon", [window, BASELINE])
+        leaked = fits[fits["latest_train_label_end"] >= pd.Timestamp(window)
+                      - fits["embargo_days"].astype("timedelta64[D]")]
+        assert len(leaked) == 4  # every horizon really trained on labels reaching into the embargo or window
+        assert sorted(violations) == sorted(
+            f"{BASELINE} {r.horizon}: trained on a label ending {r.latest_train_label_end:%Y-%m-%d}, not before "
+            f"{window - timedelta(days=int(r.embargo_days))} (window {window} minus embargo)" for r in leaked.itertuples())
+        assert not result.success  # the check is blocking: nothing downstream may consume the leaky fit
+    finally:
+        # The leaky fit must not reach the ensembles of the later windows that the next test builds.
+        runs = warehouse.query("SELECT DISTINCT mlflow_run_id FROM forecasts.fits WHERE window_start = ?", [window])
+        with warehouse.writer() as con:
+            for table in ("forecasts.predictions", "forecasts.fits", "forecasts.scores", "forecasts.plans"):
+                con.execute(f"DELETE FROM {table} WHERE window_start = ?", [window])
+        for run_id in runs["mlflow_run_id"]:
+            discard_run(tracking_uri=settings.mlflow_uri, lock_path=settings.home / "mlflow.lock", run_id=run_id)
 
 
 def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline):

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import pandas as pd
 
 from quant_assets.lib.report import markdown_table
-from quant_assets.lib.tracking import log_fold
+from quant_assets.lib.tracking import complete_run, discard_run, reserve_run
 from quant_assets.lib.model_store import copy_models, save_window_models
-from quant_assets.lib.training import load_panel, panel_span, run_fold, store_fold
+from quant_assets.lib.training import FoldResult, load_panel, panel_span, run_fold, store_fold
 from quant_assets.lib.walkforward import WindowPlan, audit_training_rows, eval_mask, plan_window, training_mask
 from quant_assets.lib.warehouse import Warehouse
 
@@ -90,30 +90,55 @@ def audit_fit(warehouse: Warehouse, window_start: date, model: str) -> list[str]
 
 
 def fit_and_store(warehouse: Warehouse, settings, model_name: str, window_start: date, dagster_run_id: str) -> dict[str, object]:
-    """Fit one model for one window by its stored plan, log the fold to MLflow, and store its outputs."""
+    """Fit one model for one window by its stored plan, store its outputs, and track the fold in MLflow."""
     plans = stored_plans(warehouse, window_start)
     panel = load_panel(warehouse, *panel_span(plans))
     result = run_fold(model_name, plans, panel, seed=settings.seed)
     fits = result.fits
     # The models stay on disk for the daily step, which predicts each new day of the window with them.
     stored = save_window_models(settings.home, window_start, model_name, result.models)
-    run_id = log_fold(
-        tracking_uri=settings.mlflow_uri, artifact_root=settings.mlflow_artifacts,
-        lock_path=settings.home / "mlflow.lock", run_name=f"{model_name}@{window_start}",
-        params={**next(iter(result.models.values())).params(), "model": model_name,
-                "eval_interval": f"[{plans[0].window_start}, {plans[0].window_end})",
-                **{f"train_interval_{p.horizon}": f"[{p.train_start}, labels ending before {p.train_end})" for p in plans},
-                **{f"train_rows_{r.horizon}": r.train_rows for r in fits.itertuples()}},
-        metrics=result.metrics(),
+    params = {**next(iter(result.models.values())).params(), "model": model_name,
+              "eval_interval": f"[{plans[0].window_start}, {plans[0].window_end})",
+              **{f"train_interval_{p.horizon}": f"[{p.train_start}, labels ending before {p.train_end})" for p in plans},
+              **{f"train_rows_{r.horizon}": r.train_rows for r in fits.itertuples()}}
+    run_id = store_then_track(
+        warehouse, result, settings, run_name=f"{model_name}@{window_start}",
         tags={"dagster_run_id": dagster_run_id, "window": str(window_start), "model": model_name},
-        save_artifacts=lambda folder: copy_models(stored, folder),
+        params=params, save_artifacts=lambda folder: copy_models(stored, folder),
     )
-    result.fits = fits.assign(mlflow_run_id=run_id)
-    store_fold(warehouse, result)
     scores = result.scores[["horizon", "n", "ic", "rank_ic", "crps", "coverage_80", "brier"]].round(4)
     return {"mlflow_run_id": run_id, "dagster/row_count": len(result.predictions),
             "seconds": round(float(fits["seconds"].sum()), 2), "skill": markdown_table(scores),
             "latest_train_label_end": {r.horizon: str(r.latest_train_label_end) for r in fits.itertuples()}}
+
+
+def store_then_track(warehouse: Warehouse, result: FoldResult, settings, *, run_name: str, tags: dict[str, str],
+                     params: dict[str, object], save_artifacts) -> str:
+    """Store a fold in the warehouse, then complete its MLflow run; returns the run id the fit rows carry.
+
+    The fit rows carry the id of a run reserved beforehand (empty, RUNNING): it is deleted if the store fails,
+    and completed (params, metrics, model files; the fold's earlier runs deleted) only after the commit. So a
+    fit row always points at a live run, and MLflow never shows figures for rows that were not stored.
+    """
+    mlflow_store = dict(tracking_uri=settings.mlflow_uri, lock_path=settings.home / "mlflow.lock")
+    run_id = reserve_run(**mlflow_store, artifact_root=settings.mlflow_artifacts, run_name=run_name, tags=tags)
+    result.fits = result.fits.assign(mlflow_run_id=run_id)
+    try:
+        store_fold(warehouse, result)
+    except BaseException as error:
+        try:
+            discard_run(**mlflow_store, run_id=run_id)
+        except Exception as cleanup:  # noqa: BLE001 - the store's error is the one to raise
+            error.add_note(f"the reserved MLflow run {run_id} could not be deleted either: {cleanup}")
+        raise
+    try:
+        complete_run(**mlflow_store, artifact_root=settings.mlflow_artifacts, run_id=run_id, params=params,
+                     metrics=result.metrics(), save_artifacts=save_artifacts)
+    except Exception as error:
+        error.add_note(f"the fold's rows are stored and point at MLflow run {run_id}, which is live but incomplete; "
+                       "materialize the fit again to complete its record")
+        raise
+    return run_id
 
 
 def _date_or_none(value) -> date | None:

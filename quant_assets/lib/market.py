@@ -39,12 +39,16 @@ class LoadResult:
     summary: dict[str, object] = field(default_factory=dict)
     kept_symbols: list[str] = field(default_factory=list)
     not_final: int = 0
+    kept_rows: int = 0
 
     @property
     def warnings(self) -> list[str]:
         found = []
         if self.report.rows_dropped:
             found.append(f"{self.table}: dropped {self.report.rows_dropped} invalid rows from {self.origin}: {self.report.dropped}")
+        if self.kept_rows:
+            found.append(f"{self.table}: kept {self.kept_rows} stored rows whose new version from {self.origin} "
+                         "was invalid")
         if self.kept_symbols:
             found.append(f"{self.table}: {self.origin} returned nothing for {', '.join(self.kept_symbols)} in this "
                          "range; their stored rows are kept")
@@ -53,7 +57,8 @@ class LoadResult:
     def metadata(self) -> dict[str, object]:
         return {"table": self.table, "origin": self.origin, "dagster/row_count": self.frame.height,
                 **self.report.as_metadata(), "rows_not_final": self.not_final,
-                "symbols_kept_from_storage": self.kept_symbols, **self.summary}
+                "symbols_kept_from_storage": self.kept_symbols, "rows_kept_from_storage": self.kept_rows,
+                **self.summary}
 
 
 def load_prices(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
@@ -65,7 +70,9 @@ def load_prices(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
     clean, report = validate_prices(raw, origin) if raw.height else (raw.select(list(PRICE_SCHEMA)), ValidationReport())
     final = _final_rows(clean, days, pl.col("asset_class"))
     frame, kept = _keep_absent(warehouse, "market.prices", "symbol", final, days)
-    return LoadResult("market.prices", origin, report, frame, _price_summary(frame), kept, _in_range(clean, days).height - final.height)
+    frame, restored = _keep_where_dropped(warehouse, "market.prices", frame, report, days)
+    return LoadResult("market.prices", origin, report, frame, _price_summary(frame), kept,
+                      _in_range(clean, days).height - final.height, restored)
 
 
 def load_onchain(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
@@ -79,11 +86,13 @@ def load_onchain(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
     clean = clean.with_columns(pl.col("known_at").dt.replace_time_zone(None))
     final = _final_rows(clean, days, pl.lit("crypto"))
     frame, kept = _keep_absent(warehouse, "market.onchain", "asset", final, days)
+    frame, restored = _keep_where_dropped(warehouse, "market.onchain", frame, report, days)
     summary = {"assets": sorted(frame["asset"].unique().to_list()), "metrics": sorted(frame["metric"].unique().to_list()),
                "sources": sorted(frame["source"].unique().to_list())}
     if not raw.height:
         summary["note"] = f"no on-chain rows from {origin}"
-    return LoadResult("market.onchain", origin, report, frame, summary, kept, _in_range(clean, days).height - final.height)
+    return LoadResult("market.onchain", origin, report, frame, summary, kept,
+                      _in_range(clean, days).height - final.height, restored)
 
 
 def _in_range(frame: pl.DataFrame, days: Slice) -> pl.DataFrame:
@@ -109,6 +118,25 @@ def _keep_absent(warehouse: Warehouse, table: str, key: str, fresh: pl.DataFrame
         return fresh, []
     absent = absent.select([pl.col(c).cast(fresh.schema[c]) for c in fresh.columns])
     return pl.concat([fresh, absent]), sorted(absent[key].unique().to_list())
+
+
+def _keep_where_dropped(warehouse: Warehouse, table: str, fresh: pl.DataFrame, report: ValidationReport,
+                        days: Slice) -> tuple[pl.DataFrame, int]:
+    """Add the stored rows of the slice whose key the answer had but validation dropped (an empty cell, a
+    duplicate): an invalid new version of a row never deletes the valid one already stored."""
+    keys = [k for k in (pl.concat(report.dropped_keys) if report.dropped_keys else pl.DataFrame()).iter_rows()
+            if None not in k]
+    if not keys or not warehouse.table_exists(table):
+        return fresh, 0
+    names = list(report.dropped_keys[0].columns)
+    with warehouse.reader() as con:
+        stored = pl.from_arrow(con.execute(f"SELECT * FROM {table} WHERE date BETWEEN ? AND ?",
+                                           [days.first, days.last]).to_arrow_table())
+    wanted = pl.DataFrame(keys, schema={n: stored.schema[n] for n in names}, orient="row").unique()
+    restored = stored.join(wanted, on=names, how="semi").join(fresh.select(names), on=names, how="anti")
+    if restored.height == 0:
+        return fresh, 0
+    return pl.concat([fresh, restored.select([pl.col(c).cast(fresh.schema[c]) for c in fresh.columns])]), restored.height
 
 
 def _price_summary(frame: pl.DataFrame) -> dict[str, object]:

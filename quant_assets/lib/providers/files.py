@@ -88,6 +88,12 @@ def _check_columns(frame: pl.DataFrame, required: tuple[str, ...], path: Path) -
     return frame
 
 
+def _refuse_empty(frame: pl.DataFrame, path: Path) -> None:
+    """An empty file is a failed export, not an instruction to store nothing new."""
+    if frame.height == 0:
+        raise InputError(f"{path}: no rows after the header; export the file again with its data")
+
+
 _MISSING_HINTS = {
     "symbol": "add a symbol column naming each row's ticker, also in a one-ticker export",
     "close": "add a close column, or rename the column holding the closing price to close",
@@ -173,6 +179,7 @@ def read_price_file(path: Path | str, date_format: str | None = None) -> pl.Data
     """
     path = Path(path)
     frame = _check_columns(_read_text_columns(path), PRICE_REQUIRED, path)
+    _refuse_empty(frame, path)
     asset_class = (pl.col("asset_class").str.strip_chars().str.to_lowercase().fill_null("equity")
                    if "asset_class" in frame.columns else pl.lit("equity"))
     # with_columns broadcasts the default to every row (select would give one row for a literal).
@@ -191,6 +198,7 @@ def read_onchain_file(path: Path | str, date_format: str | None = None) -> pl.Da
     """On-chain metrics from ``asset,metric,date,value[,known_at]``; known_at defaults to the end of the value's (UTC) day."""
     path = Path(path)
     frame = _check_columns(_read_text_columns(path), ONCHAIN_REQUIRED, path)
+    _refuse_empty(frame, path)
     parsed = frame.select(
         pl.col("asset").str.strip_chars().str.to_uppercase().alias("asset"),
         pl.col("metric").str.strip_chars().alias("metric"),

@@ -19,6 +19,7 @@ from quant_assets.lib.providers.http import (
     get_json,
     is_number,
     make_client,
+    scrub,
     secret_value,
     shape_error,
 )
@@ -80,6 +81,9 @@ def fetch_polygon_prices(
                     )
                 seen.add(next_url)
                 url, params = next_url, {"apiKey": key}
+    except ProviderError as error:
+        # An answer may echo the key (an error body, a bar of garbage): no message carries it on.
+        raise ProviderError(scrub(str(error), [key])) from None
     finally:
         if own_client:
             http.close()
@@ -98,6 +102,7 @@ def _parse_page(body: Any, symbol: str, url: str) -> list[tuple]:
     status = body.get("status")
     if status is not None and status not in _OK_STATUSES:
         detail = body.get("error") or body.get("message") or ""
+        # The caller scrubs the key from this message (Polygon's error bodies may quote the request).
         raise ProviderError(
             f"{PROVIDER} answered status {status!r} for {symbol}"
             f"{f' ({str(detail)[:200]})' if isinstance(detail, str) and detail else ''}"

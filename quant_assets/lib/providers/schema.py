@@ -45,6 +45,8 @@ class ValidationReport:
     dropped: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The keys of the dropped rows, so that a stored row is not replaced by nothing when its new version is invalid.
+    dropped_keys: list[pl.DataFrame] = field(default_factory=list)
 
     @property
     def rows_dropped(self) -> int:
@@ -66,6 +68,7 @@ def _drop(frame: pl.DataFrame, bad: pl.Expr, reason: str, keys: tuple[str, ...],
     dropped = flagged.filter(pl.col("_bad"))
     if dropped.height:
         report.dropped[reason] = report.dropped.get(reason, 0) + dropped.height
+        report.dropped_keys.append(dropped.select(keys))
         room = EXAMPLES_KEPT - len(report.examples)
         if room > 0:
             # Described in Python from a few rows: formatting strings inside polars panicked on large frames.

@@ -322,7 +322,7 @@ def test_the_reference_is_the_cold_start_implausible_members_are_dropped_and_a_l
     cold, info = build_ensemble(current, None, as_of, reference="baseline")
     h = info["horizons"]["1w"]
     assert h["weights"]["baseline"] == 1.0 and set(h["dropped_implausible"]) == {"broken"}
-    assert any("broken" in f for f in info["fallbacks"]) and any("does not drive sizing" in f for f in info["fallbacks"])
+    assert any("broken" in f for f in info["fallbacks"]) and any("the reference alone" in f for f in info["fallbacks"])
     ref = current[current["model"] == "baseline"].set_index(["symbol", "date"])
     cold = cold.set_index(["symbol", "date"])
     np.testing.assert_allclose(cold["q50"], ref.loc[cold.index, "q50"], atol=1e-12)
@@ -342,6 +342,17 @@ def test_the_reference_is_the_cold_start_implausible_members_are_dropped_and_a_l
     assert h["out_of_fold"]["beats"] and h["out_of_fold"]["crps_ensemble"] < h["out_of_fold"]["crps_reference"]
     assert h["weights"]["good"] > 0.5 and h["weights"]["broken"] == 0.0
     assert warm["beats_reference"].all() and np.allclose(warm["sizing_mean"], warm["mean"])
+    # With history in which only a biased model competes, the stack loses out of fold: the ensemble is the
+    # reference itself, not a mix that is worse than it.
+    biased = with_reference(synthetic_window(rng, as_of, 20, models=("biased",)), rng)
+    losing = history_windows(9, n_windows=3, n_dates=150, models=("biased",))
+    losing = pd.concat([with_reference(w, rng) for _, w in losing.groupby("window_start")], ignore_index=True)
+    alone, info = build_ensemble(biased, losing, as_of, reference="baseline")
+    assert not info["horizons"]["1w"]["out_of_fold"]["beats"] and info["horizons"]["1w"]["weights"]["baseline"] == 1.0
+    assert any("the reference alone" in f for f in info["fallbacks"])
+    ref = biased[biased["model"] == "baseline"].set_index(["symbol", "date"])
+    alone = alone.set_index(["symbol", "date"])
+    np.testing.assert_allclose(alone[list(QUANTILE_COLUMNS)], ref.loc[alone.index, list(QUANTILE_COLUMNS)], atol=1e-12)
     # Spreads never shrink with the horizon.
     two = pd.concat([current, current.assign(horizon="1m", q10=current["q10"] / 4, q90=current["q90"] / 4)])
     frame, _ = build_ensemble(two, None, as_of, reference="baseline")

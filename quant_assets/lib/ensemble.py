@@ -438,13 +438,17 @@ def build_ensemble(
     prior = {reference: 1.0} if reference else None
     stacks = {h: _stack(history, members[h], h, shrinkage, min_rows, prior) for h in horizons}
     weights = {h: {m: stacks[h].weights.get(m, 0.0) for m in models} for h in horizons}
-    current = combine(current_preds, weights)
     past, fold_key, blocks = _out_of_fold(history, members, horizons, shrinkage, min_rows, prior)
     versus = _reference_comparison(past, history, reference, horizons)
+    # Never worse than the reference: a horizon whose stack has not beaten it out of fold is the reference alone,
+    # unrecalibrated (the recalibration was learned on the stack's errors, not the reference's).
+    stacked = [h for h in horizons if versus[h]["beats"]]
+    weights.update({h: {m: float(m == reference) for m in models} for h in horizons if h not in stacked})
+    current = combine(current_preds, weights)
     if segments is not None:
         current = current.assign(segment=current["symbol"].map(segments))
         past = past.assign(segment=past["symbol"].map(segments))
-    recal = fit_recalibration(past, horizons=horizons)
+    recal = fit_recalibration(past[past["horizon"].isin(stacked)], horizons=stacked)
     current, widened_current = widen_with_horizon(apply_recalibration(current, recal))
     past = apply_recalibration(past, recal)
 
@@ -499,14 +503,14 @@ def build_ensemble(
         if h in recal.borrowed:
             info["fallbacks"].append(f"{h}: recalibration widening borrowed from {recal.borrowed[h]} "
                                      f"({recal.fallback[h]})")
-        elif h not in recal.adjustments:
+        elif h in stacked and h not in recal.adjustments:
             reason = recal.fallback.get(h, "no realized history")
             info["fallbacks"].append(f"{h}: no recalibration ({reason})")
         if used_fallback:
             info["fallbacks"].append(f"{h}: agreement-share confidence ({model.reason})")
-        if reference and not versus[h]["beats"]:
-            info["fallbacks"].append(f"{h}: does not drive sizing ({versus[h]['reason']}); expected return and "
-                                     f"confidence are the reference's")
+        if h not in stacked:
+            info["fallbacks"].append(f"{h}: the reference alone, and it does not drive sizing ({versus[h]['reason']}): "
+                                     f"distribution, expected return and confidence are the reference's")
     current_features = current_features.assign(confidence=confidence.to_numpy())
 
     keys = _keys(current)

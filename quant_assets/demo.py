@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from quant_assets.settings import get_settings
@@ -73,15 +73,17 @@ def market_and_features() -> tuple[int, float, float]:
     days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
     history = {RANGE_START: days[0], RANGE_END: days[-1]}
     started = time.perf_counter()
-    with ProcessPoolExecutor(len(MARKET_KEYS), mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_run, ["market"] * len(MARKET_KEYS), [None] * len(MARKET_KEYS), [history] * len(MARKET_KEYS),
-                      [tuple(key.path) for key in MARKET_KEYS]))
+    _side_by_side([("market", None, history, tuple(key.path)) for key in MARKET_KEYS])
     return len(days), time.perf_counter() - started, _run("features")
 
 
-def _one_thread_per_worker() -> None:
-    """OpenBLAS and OpenMP start a thread per core in every process; with one window per core their spinning
-    threads would fight over the cores. Set before the worker imports numpy, and applied to anything loaded."""
+def _worker_start(one_thread: bool) -> None:
+    """Ctrl-C is the parent's to handle (it kills every worker). With ``one_thread``, one BLAS/OpenMP thread:
+    with one window per core, a thread per core in every process would fight over the cores. Set before the
+    worker imports numpy, and applied to anything loaded."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not one_thread:
+        return
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
     from threadpoolctl import threadpool_limits
@@ -89,14 +91,32 @@ def _one_thread_per_worker() -> None:
     threadpool_limits(1)
 
 
+def _side_by_side(calls: list[tuple], one_thread: bool = False) -> list[float]:
+    """``_run(*call)`` for each call in spawned processes, one per core (forking a process that already runs
+    Dagster threads is not safe). Ctrl-C kills them all at once: Dagster holds SIGINT and SIGTERM until its
+    step ends, which in a twenty-year load or a window's fits would keep the demo running for minutes. The
+    warehouse is safe to kill mid-write (a transaction is all there or not at all)."""
+    workers = max(1, min(len(calls), os.cpu_count() or 1))
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_start, initargs=(one_thread,))
+    try:
+        pending = pool.starmap_async(_run, calls)
+        # A blocking wait would not see Ctrl-C when the signal lands on another thread; a timed one wakes to it.
+        while not pending.ready():
+            pending.wait(0.5)
+        return pending.get()
+    except BaseException:
+        for child in multiprocessing.active_children():
+            child.kill()
+        raise
+    finally:
+        pool.terminate()
+
+
 def _backfill_windows(windows: list[str]) -> None:
     """The windows are independent and every model fits single-threaded: run them side by side, one per core."""
-    workers = max(1, min(len(windows), os.cpu_count() or 1))
-    # Spawned workers: forking a process that already runs Dagster threads is not safe.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread_per_worker) as pool:
-        for key, seconds in zip(windows, pool.map(_run, ["walk_forward"] * len(windows), windows)):
-            print(f"demo: walk-forward window {key}: 9 models + baseline in {seconds:.0f}s", flush=True)
+    seconds = _side_by_side([("walk_forward", key) for key in windows], one_thread=True)
+    for key, taken in zip(windows, seconds):
+        print(f"demo: walk-forward window {key}: 9 models + baseline in {taken:.0f}s", flush=True)
 
 
 def main() -> int:
@@ -123,6 +143,10 @@ def main() -> int:
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("demo: interrupted; what was stored stays consistent, and `make demo` again finishes the job",
+              file=sys.stderr)
+        return 130
     print(f"demo: materialization took {time.perf_counter() - started:.0f}s\n", flush=True)
     print(demo_summary(settings, windows))
     return 0

@@ -61,11 +61,11 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
 def _cluster_walk_forward(settings, windows):
     """The distributed profile's walk-forward (deploy/): fits on Celery workers, outputs on the object store."""
     from quant_assets.defs.walk_forward.cluster import (OBJECT_STORE_IO_MANAGER, ObjectStoreIOManager,
-                                                        build_cluster_walk_forward_defs, celery_walk_forward_executor)
+                                                        build_cluster_walk_forward_defs, walk_forward_executor)
 
     assets, checks = build_cluster_walk_forward_defs(windows)
     io_manager = ObjectStoreIOManager(root=settings.object_store, endpoint_url=settings.s3_endpoint_url)
-    return assets, checks, celery_walk_forward_executor(settings), {OBJECT_STORE_IO_MANAGER: io_manager}
+    return assets, checks, walk_forward_executor(settings), {OBJECT_STORE_IO_MANAGER: io_manager}
 
 
 defs = build_definitions()

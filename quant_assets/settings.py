@@ -66,6 +66,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("QUANT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
     )
     celery_broker: str = "redis://127.0.0.1:6379/0"
+    # The walk_forward job's executor in the cluster profile: Celery workers, or a Kubernetes Job per step (deploy/k8s/).
+    cluster_executor: Literal["celery", "k8s"] = "celery"
 
     @field_validator("universe", mode="before")
     @classmethod

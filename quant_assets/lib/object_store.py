@@ -58,13 +58,12 @@ def read_frames(fs, folder: str) -> dict[str, pa.Table]:
 def export_fold_inputs(warehouse: Warehouse, window_start: date) -> dict[str, pa.Table]:
     """The stored plans of a window and the feature and label rows its fits read (``panel_span``), as Arrow."""
     start, end = panel_span(stored_plans(warehouse, window_start))
+    rows_in_span = "SELECT * FROM {} WHERE date >= ? AND date < ?"
     with warehouse.reader() as con:
         return {
             "forecasts.plans": con.sql("SELECT * FROM forecasts.plans WHERE window_start = ?", params=[window_start]).to_arrow_table(),
-            "features.features": con.execute("SELECT * FROM features.features WHERE date >= ? AND date < ?",
-                                             params=[start, end]).to_arrow_table(),
-            "labels.forward_returns": con.execute("SELECT * FROM labels.forward_returns WHERE date >= ? AND date < ?",
-                                                  params=[start, end]).to_arrow_table(),
+            **{table: con.sql(rows_in_span.format(table), params=[start, end]).to_arrow_table()
+               for table in ("features.features", "labels.forward_returns")},
         }
 
 

@@ -11,7 +11,6 @@ from datetime import date
 
 import dagster as dg
 from dagster._core.storage.upath_io_manager import UPathIOManager
-from dagster_celery import celery_executor
 
 from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
@@ -51,9 +50,15 @@ class ObjectStoreIOManager(dg.ConfigurableIOManagerFactory):
         return _FramesIOManager(base_path=UPath(self.root, **options))
 
 
-def celery_walk_forward_executor(settings: Settings) -> dg.ExecutorDefinition:
-    """dagster-celery on the profile's broker (results on the same Redis); a worker listens on ``dagster`` (the
-    fits) and, on the warehouse's host, on ``warehouse``."""
+def walk_forward_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """dagster-celery on the profile's broker (results on the same Redis): a worker listens on ``dagster`` (the fits)
+    and, on the warehouse's host, on ``warehouse``. Or, with QUANT_CLUSTER_EXECUTOR=k8s, dagster-k8s's executor,
+    one Kubernetes Job per step (its run config: deploy/k8s/walk_forward_run_config.yaml)."""
+    if settings.cluster_executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    
     return celery_executor.configured({"broker": settings.celery_broker, "backend": settings.celery_broker},
                                       name="celery_walk_forward")
 

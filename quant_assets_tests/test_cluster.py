@@ -1,0 +1,112 @@
+"""The distributed profile on one window, as `make cluster-demo` runs it: PostgreSQL, Redis, moto's S3 server, an
+MLflow server, a Celery worker and the Dagster daemon started for the test; the walk_forward backfill goes through
+the daemon and Celery; the fits' Parquet lands on the object store and in the warehouse; the predictions and the
+Projector equal a single-machine run; every service is gone afterwards."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from quant_assets.deploy import demo
+from quant_assets.deploy.services import BUCKET
+from quant_assets.lib.models import BASELINE, MODEL_NAMES
+from quant_assets_tests.conftest import TINY_UNIVERSE
+
+ALL_FITS = [*MODEL_NAMES, BASELINE]
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory):
+    """One window backfilled through the cluster (inspected while the services run) and on one machine."""
+    work = tmp_path_factory.mktemp("cluster")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {"QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01",
+                            "QUANT_WF_TRAIN_YEARS": "3"}.items():
+            mp.setenv(name, value)
+        single_home, cluster_home, windows = demo.prepare(work, 1)
+        cluster = demo.start_cluster(work, cluster_home, workers=1)
+        groups = [process.pid for _, process in cluster.stack.processes]
+        try:
+            seconds = demo.backfill(cluster, windows)
+            seen = _inspect(cluster, windows[0])
+            demo.stage("finish", cluster.env, *windows, log=work / "demo.log")
+        finally:
+            cluster.stack.stop()
+        demo.stage("single", {**demo.base_env(), "QUANT_HOME": str(single_home)}, *windows, log=work / "demo.log")
+        yield {"seconds": seconds, "seen": seen, "windows": windows, "groups": groups,
+               "comparison": demo.compare(single_home, cluster_home, windows)}
+
+
+def members_of(groups):
+    """Live processes in the given process groups (each service leads its own group, its children inside it)."""
+    alive = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) in groups and fields[0] != "Z":
+            alive.append(int(pid))
+    return alive
+
+
+def _inspect(cluster, window):
+    """What a person would look at while the cluster runs: the object store, MLflow, and the Dagster instance."""
+    code = f"""
+import json, mlflow
+from dagster import DagsterInstance, DagsterEventType, EventRecordsFilter
+from quant_assets.lib.object_store import filesystem
+from quant_assets.settings import get_settings
+settings = get_settings()
+fs = filesystem(settings.s3_endpoint_url)
+parquet = sorted(p.split("/", 2)[2] for p in fs.find("{BUCKET}/warehouse") if p.endswith(".parquet"))
+artifacts = sorted(p.split("/", 1)[1] for p in fs.find("{BUCKET}/mlflow"))
+runs = mlflow.search_runs(experiment_names=["walk_forward"], output_format="list")
+with DagsterInstance.get() as instance:
+    engine = [r.event_log_entry.user_message for r in instance.get_event_records(
+        EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT), limit=500)]
+    storage = type(instance.run_storage).__name__
+print(json.dumps({{"parquet": parquet, "artifacts": artifacts, "storage": storage,
+                  "mlflow_windows": sorted({{r.data.tags["window"] for r in runs}}),
+                  "mlflow_models": sorted({{r.data.tags["model"] for r in runs}}),
+                  "artifact_uris": sorted({{r.info.artifact_uri.split(":")[0] for r in runs}}),
+                  "celery_steps": sorted(m for m in engine if "in celery worker" in m)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True, check=True)
+    return __import__("json").loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_fits_run_on_celery_and_write_parquet_to_the_object_store(cluster_run):
+    seen, window = cluster_run["seen"], cluster_run["windows"][0]
+    assert seen["storage"] == "PostgresRunStorage"
+    # Every fit ran as a step on a Celery worker, and so did the steps that open the warehouse.
+    celery = " ".join(seen["celery_steps"])
+    for step in ["walk_forward_plan", "walk_forward_inputs", "walk_forward_outputs", *(f"fit_{m}" for m in ALL_FITS)]:
+        assert f"Executing steps {step} in celery worker" in celery
+    expected = {f"walk_forward_inputs/{window}/{t}.parquet" for t in ("forecasts.plans", "features.features", "labels.forward_returns")}
+    expected |= {f"fit_{m}/{window}/{t}.parquet" for m in ALL_FITS for t in ("forecasts.predictions", "forecasts.fits", "forecasts.scores")}
+    assert set(seen["parquet"]) == expected
+
+
+def test_mlflow_runs_in_postgres_with_artifacts_on_the_object_store(cluster_run):
+    seen, window = cluster_run["seen"], cluster_run["windows"][0]
+    assert seen["mlflow_windows"] == [window] and seen["mlflow_models"] == sorted(ALL_FITS)
+    assert seen["artifact_uris"] == ["mlflow-artifacts"]  # served by the tracking server ...
+    assert any(path.endswith(".joblib") or path.endswith(".pt") for path in seen["artifacts"])  # ... stored in S3
+
+
+def test_cluster_predictions_and_projector_equal_one_machine(cluster_run):
+    comparison = cluster_run["comparison"]
+    rows = comparison["rows"]
+    assert rows["single"] > 0 and rows["single"] == rows["cluster"] == comparison["matched"]
+    assert comparison["max_abs_diff"] <= demo.TOLERANCE
+    assert comparison["projector_identical"]
+    assert {"CASH", "TOTAL"} <= set(comparison["projector"]["symbol"])
+
+
+def test_every_service_is_stopped(cluster_run):
+    assert len(cluster_run["groups"]) == 6  # PostgreSQL, Redis, S3, MLflow, one worker, the daemon
+    assert members_of(cluster_run["groups"]) == []

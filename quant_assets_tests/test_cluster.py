@@ -110,3 +110,31 @@ def test_cluster_predictions_and_projector_equal_one_machine(cluster_run):
 def test_every_service_is_stopped(cluster_run):
     assert len(cluster_run["groups"]) == 6  # PostgreSQL, Redis, S3, MLflow, one worker, the daemon
     assert members_of(cluster_run["groups"]) == []
+
+
+@pytest.mark.parametrize("executor, expected", [("celery", "celery_walk_forward"), ("k8s", "k8s")])
+def test_the_profile_setting_chooses_the_walk_forward_executor(quant_home, monkeypatch, executor, expected):
+    from quant_assets.definitions import build_definitions
+
+    monkeypatch.setenv("QUANT_PROFILE", "cluster")
+    monkeypatch.setenv("QUANT_OBJECT_STORE", "s3://quant/warehouse")
+    monkeypatch.setenv("QUANT_CLUSTER_EXECUTOR", executor)
+    job = build_definitions().resolve_job_def("walk_forward")
+    assert job.executor_def.name == expected
+    assert {"walk_forward_inputs", "walk_forward_outputs", "fit_ridge"} <= {node.name for node in job.nodes}
+
+
+def test_the_single_machine_default_is_unchanged(quant_home):
+    from quant_assets.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def("walk_forward")
+    assert job.executor_def.name == "preloaded_multiprocess"
+    assert "walk_forward_inputs" not in {node.name for node in job.nodes}
+
+
+def test_the_cluster_profile_without_an_object_store_is_refused_in_one_sentence(quant_home, monkeypatch):
+    from quant_assets.settings import Settings
+
+    monkeypatch.setenv("QUANT_PROFILE", "cluster")
+    with pytest.raises(ValueError, match="QUANT_PROFILE=cluster needs QUANT_OBJECT_STORE"):
+        Settings()

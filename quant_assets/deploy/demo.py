@@ -84,7 +84,7 @@ def start_cluster(work: Path, home: Path, workers: int) -> Cluster:
                           "MLFLOW_TRACKING_URI": tracking, "DAGSTER_HOME": str(dagster_home)})
         _create_experiment(stack.env)
         config = work / "celery.yaml"
-        config.write_text(json.dumps({"broker": broker, "backend": broker}))
+        config.write_text(json.dumps({"execution": {"config": {"broker": broker, "backend": broker}}}))
         for index in range(workers):
             # The first worker stands on the warehouse's host and also serves the steps that open the warehouse.
             queues = ("dagster", "warehouse") if index == 0 else ("dagster",)
@@ -161,11 +161,14 @@ def compare(single_home: Path, cluster_home: Path, windows: list[str]) -> dict[s
 
 
 def prepare(work: Path, windows_count: int) -> tuple[Path, Path, list[str]]:
-    """Market data and features in ``work/single``, copied to ``work/cluster``; the last ``windows_count`` windows."""
+    """Market data and features in ``work/single`` (kept from an earlier demo in the same folder), copied to
+    ``work/cluster``; the last ``windows_count`` windows."""
     single_home, cluster_home = work / "single", work / "cluster"
     env = base_env()
-    stage("prepare", {**env, "QUANT_HOME": str(single_home)}, log=work / "demo.log")
-    cluster_home.mkdir(parents=True, exist_ok=True)
+    if not (single_home / "warehouse.duckdb").exists():
+        stage("prepare", {**env, "QUANT_HOME": str(single_home)}, log=work / "demo.log")
+    shutil.rmtree(cluster_home, ignore_errors=True)
+    cluster_home.mkdir(parents=True)
     shutil.copy(single_home / "warehouse.duckdb", cluster_home / "warehouse.duckdb")
     return single_home, cluster_home, _last_windows(env, windows_count)
 
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("windows", nargs="*")
     parser.add_argument("--windows-count", "-n", type=int, default=4, help="walk-forward windows to backfill (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (default 2, one step each)")
-    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it, market data and features included, "
+                        "for the next demo (default: a temporary folder)")
     args = parser.parse_args(argv)
     if args.stage:
         _stage_main(args.stage, args.windows)

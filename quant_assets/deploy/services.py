@@ -110,7 +110,8 @@ class ServiceStack:
 
     # -- PostgreSQL ---------------------------------------------------------------------------------------------
     def start_postgres(self, databases: tuple[str, ...] = ("dagster", "mlflow")) -> str:
-        """A private cluster (initdb in a temporary folder, trust auth on 127.0.0.1); returns its base URL."""
+        """A private cluster (initdb in a temporary folder, trust auth on 127.0.0.1); returns its SQLAlchemy URL
+        without a database (append ``/dagster``)."""
         binaries = _postgres_binaries()
         # PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` user, in a folder of its own.
         user = "postgres" if os.geteuid() == 0 else None
@@ -138,7 +139,8 @@ class ServiceStack:
             for name in databases:
                 cursor.execute(f"CREATE DATABASE {name}")
         con.close()
-        return url
+        # SQLAlchemy's URL names the driver that is installed (Dagster and MLflow would otherwise look for psycopg 3).
+        return url.replace("postgresql://", "postgresql+psycopg2://")
 
     # -- Redis --------------------------------------------------------------------------------------------------
     def start_redis(self) -> str:
@@ -174,10 +176,13 @@ class ServiceStack:
 
     # -- Dagster ------------------------------------------------------------------------------------------------
     def start_celery_worker(self, name: str, queues: tuple[str, ...], config_yaml: Path) -> subprocess.Popen:
-        """One dagster-celery worker with one process (concurrency 1): one step at a time."""
+        """One dagster-celery worker with one process (concurrency 1): one step at a time. The queues go to Celery as
+        one comma-separated ``-Q`` (dagster-celery's repeated ``-q`` leaves Celery listening on the last one only)."""
         args = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config_yaml),
-                "-n", name, "-l", "INFO", *(arg for queue in queues for arg in ("-q", queue)), "--", "-c", "1"]
-        process = self._spawn(f"worker-{name}", args, env={**self.env, **ONE_THREAD})
+                "-n", name, "-l", "INFO", "-q", ",".join(queues), "--", "-c", "1"]
+        # dagster-celery starts `celery` by name: the venv's bin first on the PATH.
+        path = os.pathsep.join(filter(None, [str(BIN), self.env.get("PATH")]))
+        process = self._spawn(f"worker-{name}", args, env={**self.env, **ONE_THREAD, "PATH": path})
         log = self.root / f"worker-{name}.log"
         _wait_until(lambda: " ready." in log.read_text(errors="replace"), f"Celery worker {name}", process, log, 240)
         return process

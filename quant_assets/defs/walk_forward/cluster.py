@@ -58,7 +58,8 @@ def walk_forward_executor(settings: Settings) -> dg.ExecutorDefinition:
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    
+    from dagster_celery import celery_executor
+
     return celery_executor.configured({"broker": settings.celery_broker, "backend": settings.celery_broker},
                                       name="celery_walk_forward")
 

@@ -2,7 +2,7 @@
 and with two Celery workers, and the per-step costs the README's capacity plan is computed from: seconds per step
 (Dagster's step events), peak memory of a worker process, and the object store's volume per window.
 
-    nice -n 10 .venv/bin/python bench/cluster.py [--windows 4] [--workers 1 2]
+    nice -n 10 .venv/bin/python bench/cluster.py [--windows 4] [--workers 1 2] [--keep DIR]
 
 Uses `make cluster-demo`'s universe unless QUANT_UNIVERSE / QUANT_HISTORY_START / QUANT_WF_TRAIN_YEARS are set.
 """
@@ -73,8 +73,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep its market data and features for "
+                        "the next run (a `make cluster-demo --keep` folder works too)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="quant-bench-cluster-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="quant-bench-cluster-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         _, prepared, windows = demo.prepare(work, args.windows)
         print(f"universe {demo.base_env()['QUANT_UNIVERSE']}; windows {', '.join(windows)}; load average "
@@ -82,6 +85,8 @@ def main() -> int:
         wall = {}
         for workers in args.workers:
             home = work / f"cluster-{workers}"
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(work / f"run-{workers}", ignore_errors=True)
             home.mkdir()
             shutil.copy(prepared / "warehouse.duckdb", home / "warehouse.duckdb")
             cluster = demo.start_cluster(work / f"run-{workers}", home, workers)
@@ -105,7 +110,8 @@ def main() -> int:
         if 1 in wall and 2 in wall:
             print(f"\nspeed-up with two workers: {wall[1] / wall[2]:.2f}x (two cores shared with other work; ideal 2x)")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

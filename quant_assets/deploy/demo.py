@@ -36,6 +36,7 @@ PRIVATE = ("QUANT_HOME", "QUANT_PROFILE", "DAGSTER_HOME", "MLFLOW_TRACKING_URI",
            "QUANT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL", "QUANT_CELERY_BROKER", "QUANT_DAGSTER_PG_URL")
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 TOLERANCE = 1e-9
+DEMO_PAUSED_SENSORS = ("automation", "prices_freshness_sensor")
 
 
 @dataclass
@@ -89,11 +90,22 @@ def start_cluster(work: Path, home: Path, workers: int) -> Cluster:
             # The first worker stands on the warehouse's host and also serves the steps that open the warehouse.
             queues = ("dagster", "warehouse") if index == 0 else ("dagster",)
             stack.start_celery_worker(f"worker{index + 1}", queues, config)
+        _pause_sensors(stack.env)
         stack.start_daemon()
     except BaseException:
         stack.stop()
         raise
     return Cluster(stack, stack.env, dagster_home)
+
+
+def _pause_sensors(env: dict[str, str]) -> None:
+    """The demo measures its backfill alone: the sensors that are on by default (automation, the hourly freshness
+    check) are stopped in the demo's instance before the daemon starts. A team's deployment leaves them on."""
+    for sensor in DEMO_PAUSED_SENSORS:
+        done = subprocess.run([str(BIN / "dagster"), "sensor", "stop", sensor, "-w", str(REPO / "workspace.yaml")],
+                              env=env, cwd=REPO, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"cluster demo: could not stop the sensor {sensor}: {done.stderr.strip()[-500:]}")
 
 
 def _create_experiment(env: dict[str, str]) -> None:

@@ -17,26 +17,49 @@ from quant_assets_tests.conftest import TINY_UNIVERSE
 ALL_FITS = [*MODEL_NAMES, BASELINE]
 
 
-@pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory):
-    """One window backfilled through the cluster (inspected while the services run) and on one machine."""
-    work = tmp_path_factory.mktemp("cluster")
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01",
-                            "QUANT_WF_TRAIN_YEARS": "3"}.items():
-            mp.setenv(name, value)
-        single_home, cluster_home, windows = demo.prepare(work, 1)
-        cluster = demo.start_cluster(work, cluster_home, workers=1)
-        groups = [process.pid for _, process in cluster.stack.processes]
-        try:
-            seconds = demo.backfill(cluster, windows)
-            seen = _inspect(cluster, windows[0])
-            demo.stage("finish", cluster.env, *windows, log=work / "demo.log")
-        finally:
-            cluster.stack.stop()
-        demo.stage("single", {**demo.base_env(), "QUANT_HOME": str(single_home)}, *windows, log=work / "demo.log")
-        yield {"seconds": seconds, "seen": seen, "windows": windows, "groups": groups,
-               "comparison": demo.compare(single_home, cluster_home, windows)}
+def test_one_window_through_the_cluster_equals_one_machine(tmp_path, monkeypatch):
+    """One test, one cluster: pytest-xdist would start a module fixture's services once per worker."""
+    for name, value in {"QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01", "QUANT_WF_TRAIN_YEARS": "3"}.items():
+        monkeypatch.setenv(name, value)
+    single_home, cluster_home, windows = demo.prepare(tmp_path, 1)
+    window = windows[0]
+    cluster = demo.start_cluster(tmp_path, cluster_home, workers=1)
+    groups = [process.pid for _, process in cluster.stack.processes]
+    try:
+        demo.backfill(cluster, windows)
+        seen = _inspect(cluster)
+        demo.stage("finish", cluster.env, *windows, log=tmp_path / "demo.log")
+    finally:
+        cluster.stack.stop()
+
+    # Every service is stopped, with the processes it started (each service leads its own process group).
+    assert len(groups) == 6  # PostgreSQL, Redis, S3, MLflow, one Celery worker, the daemon
+    assert members_of(groups) == []
+
+    # The instance is PostgreSQL, and every step ran on the Celery worker, the fits and the warehouse steps.
+    assert seen["storage"] == "PostgresRunStorage"
+    celery = " ".join(seen["celery_steps"])
+    for step in ["walk_forward_plan", "walk_forward_inputs", "walk_forward_outputs", *(f"fit_{m}" for m in ALL_FITS)]:
+        assert f"Executing steps {step} in celery worker" in celery
+
+    # The inputs and each fit's three tables are Parquet on the object store.
+    expected = {f"walk_forward_inputs/{window}/{t}.parquet" for t in ("forecasts.plans", "features.features", "labels.forward_returns")}
+    expected |= {f"fit_{m}/{window}/{t}.parquet" for m in ALL_FITS for t in ("forecasts.predictions", "forecasts.fits", "forecasts.scores")}
+    assert set(seen["parquet"]) == expected
+
+    # MLflow: one run per fold in the server's PostgreSQL store, the models as artifacts on the object store.
+    assert seen["mlflow_windows"] == [window] and seen["mlflow_models"] == sorted(ALL_FITS)
+    assert seen["artifact_uris"] == ["mlflow-artifacts"]
+    assert any(path.endswith((".joblib", ".pt")) for path in seen["artifacts"])
+
+    # The same window on one machine: the same predictions and the same Projector.
+    demo.stage("single", {**demo.base_env(), "QUANT_HOME": str(single_home)}, *windows, log=tmp_path / "demo.log")
+    comparison = demo.compare(single_home, cluster_home, windows)
+    rows = comparison["rows"]
+    assert rows["single"] > 0 and rows["single"] == rows["cluster"] == comparison["matched"]
+    assert comparison["max_abs_diff"] <= demo.TOLERANCE
+    assert comparison["projector_identical"]
+    assert {"CASH", "TOTAL"} <= set(comparison["projector"]["symbol"])
 
 
 def members_of(groups):
@@ -53,7 +76,7 @@ def members_of(groups):
     return alive
 
 
-def _inspect(cluster, window):
+def _inspect(cluster):
     """What a person would look at while the cluster runs: the object store, MLflow, and the Dagster instance."""
     code = f"""
 import json, mlflow
@@ -77,39 +100,6 @@ print(json.dumps({{"parquet": parquet, "artifacts": artifacts, "storage": storag
 """
     done = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True, check=True)
     return __import__("json").loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_fits_run_on_celery_and_write_parquet_to_the_object_store(cluster_run):
-    seen, window = cluster_run["seen"], cluster_run["windows"][0]
-    assert seen["storage"] == "PostgresRunStorage"
-    # Every fit ran as a step on a Celery worker, and so did the steps that open the warehouse.
-    celery = " ".join(seen["celery_steps"])
-    for step in ["walk_forward_plan", "walk_forward_inputs", "walk_forward_outputs", *(f"fit_{m}" for m in ALL_FITS)]:
-        assert f"Executing steps {step} in celery worker" in celery
-    expected = {f"walk_forward_inputs/{window}/{t}.parquet" for t in ("forecasts.plans", "features.features", "labels.forward_returns")}
-    expected |= {f"fit_{m}/{window}/{t}.parquet" for m in ALL_FITS for t in ("forecasts.predictions", "forecasts.fits", "forecasts.scores")}
-    assert set(seen["parquet"]) == expected
-
-
-def test_mlflow_runs_in_postgres_with_artifacts_on_the_object_store(cluster_run):
-    seen, window = cluster_run["seen"], cluster_run["windows"][0]
-    assert seen["mlflow_windows"] == [window] and seen["mlflow_models"] == sorted(ALL_FITS)
-    assert seen["artifact_uris"] == ["mlflow-artifacts"]  # served by the tracking server ...
-    assert any(path.endswith(".joblib") or path.endswith(".pt") for path in seen["artifacts"])  # ... stored in S3
-
-
-def test_cluster_predictions_and_projector_equal_one_machine(cluster_run):
-    comparison = cluster_run["comparison"]
-    rows = comparison["rows"]
-    assert rows["single"] > 0 and rows["single"] == rows["cluster"] == comparison["matched"]
-    assert comparison["max_abs_diff"] <= demo.TOLERANCE
-    assert comparison["projector_identical"]
-    assert {"CASH", "TOTAL"} <= set(comparison["projector"]["symbol"])
-
-
-def test_every_service_is_stopped(cluster_run):
-    assert len(cluster_run["groups"]) == 6  # PostgreSQL, Redis, S3, MLflow, one worker, the daemon
-    assert members_of(cluster_run["groups"]) == []
 
 
 @pytest.mark.parametrize("executor, expected", [("celery", "celery_walk_forward"), ("k8s", "k8s")])

@@ -10,7 +10,6 @@ Steps that open the warehouse go to the Celery queue ``warehouse``, served by a 
 from datetime import date
 
 import dagster as dg
-from dagster._core.storage.upath_io_manager import UPathIOManager
 
 from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
@@ -27,7 +26,7 @@ WAREHOUSE_QUEUE = "warehouse"
 ON_WAREHOUSE_HOST = {"dagster-celery/queue": WAREHOUSE_QUEUE}
 
 
-class _FramesIOManager(UPathIOManager):
+class _FramesIOManager(dg.UPathIOManager):
     """A dict of Arrow tables per asset partition, as ``<root>/<asset key>/<partition>/<table>.parquet``."""
 
     def dump_to_path(self, context: dg.OutputContext, obj, path) -> None:

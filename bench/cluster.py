@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,19 +26,23 @@ from quant_assets.deploy import demo  # noqa: E402
 from quant_assets.deploy.services import BUCKET  # noqa: E402
 
 
-class PeakMemory(threading.Thread):
-    """Samples the resident memory of every process in the Celery workers' process groups twice a second."""
+class WorkerUsage(threading.Thread):
+    """Samples the Celery workers' process groups twice a second: the peak resident memory of one process, and the
+    CPU seconds of every process (user + system, last seen), which is what the steps cost in core-seconds."""
 
     def __init__(self, groups: list[int]) -> None:
         super().__init__(daemon=True)
         self.groups, self.peak_mib, self.done = set(groups), 0.0, threading.Event()
+        self.cpu_seconds: dict[int, float] = {}
 
     def run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
         while not self.done.wait(0.5):
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
                     stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
                     if int(stat[2]) in self.groups:
+                        self.cpu_seconds[int(pid)] = (int(stat[11]) + int(stat[12])) / tick
                         rss = next(line for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS"))
                         self.peak_mib = max(self.peak_mib, int(rss.split()[1]) / 1024)
                 except (OSError, StopIteration, IndexError, ValueError):
@@ -91,17 +96,21 @@ def main() -> int:
             shutil.copy(prepared / "warehouse.duckdb", home / "warehouse.duckdb")
             cluster = demo.start_cluster(work / f"run-{workers}", home, workers)
             try:
-                memory = PeakMemory([p.pid for name, p in cluster.stack.processes if name.startswith("worker-")])
-                memory.start()
+                usage = WorkerUsage([p.pid for name, p in cluster.stack.processes if name.startswith("worker-")])
+                usage.start()
+                time.sleep(1.5)  # a first sample: the workers' start-up is not the steps' cost
+                before = sum(usage.cpu_seconds.values())
                 wall[workers] = demo.backfill(cluster, windows)
-                memory.done.set()
+                usage.done.set()
+                usage.join()
                 steps = step_seconds(cluster)
                 volume = object_store_mib(cluster)
             finally:
                 cluster.stack.stop()
             print(f"\n{workers} worker(s): backfill of {len(windows)} windows in {wall[workers]:.1f} s wall; "
-                  f"peak worker process memory {memory.peak_mib:.0f} MiB; object store {volume['warehouse']:.2f} MiB "
-                  f"Parquet + {volume['mlflow']:.2f} MiB MLflow artifacts", flush=True)
+                  f"workers' CPU {sum(usage.cpu_seconds.values()) - before:.0f} core-seconds; peak worker process memory "
+                  f"{usage.peak_mib:.0f} MiB; object store {volume['warehouse']:.2f} MiB Parquet + "
+                  f"{volume['mlflow']:.2f} MiB MLflow artifacts; load average {os.getloadavg()[0]:.1f}", flush=True)
             print(f"{'step':<36}{'n':>4}{'mean s':>9}{'max s':>9}")
             for key in sorted(steps, key=lambda k: -statistics.mean(steps[k])):
                 print(f"{key:<36}{len(steps[key]):>4}{statistics.mean(steps[key]):>9.1f}{max(steps[key]):>9.1f}")

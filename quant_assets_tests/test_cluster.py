@@ -7,20 +7,24 @@ import os
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
 
 from quant_assets.deploy import demo
 from quant_assets.deploy.services import BUCKET
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
-from quant_assets_tests.conftest import TINY_UNIVERSE
+from quant_assets_tests.conftest import materialize
 
 ALL_FITS = [*MODEL_NAMES, BASELINE]
 
 
-def test_one_window_through_the_cluster_equals_one_machine(tmp_path, monkeypatch):
+def test_one_window_through_the_cluster_equals_one_machine(quant_home, tmp_path, monkeypatch):
     """One test, one cluster: pytest-xdist would start a module fixture's services once per worker."""
-    for name, value in {"QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01", "QUANT_WF_TRAIN_YEARS": "3"}.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("QUANT_WF_TRAIN_YEARS", "3")
+    # Market data and features in process (an ephemeral instance: minutes faster than the demo's stage), then the
+    # demo's own preparation, which keeps them and copies the warehouse to the cluster's home.
+    monkeypatch.setenv("QUANT_HOME", str(tmp_path / "single"))
+    assert materialize(dg.AssetSelection.groups("market", "features")).success
     single_home, cluster_home, windows = demo.prepare(tmp_path, 1)
     window = windows[0]
     cluster = demo.start_cluster(tmp_path, cluster_home, workers=1)

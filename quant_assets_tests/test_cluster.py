@@ -93,14 +93,14 @@ parquet = sorted(p.split("/", 2)[2] for p in fs.find("{BUCKET}/warehouse") if p.
 artifacts = sorted(p.split("/", 1)[1] for p in fs.find("{BUCKET}/mlflow"))
 runs = mlflow.search_runs(experiment_names=["walk_forward"], output_format="list")
 with DagsterInstance.get() as instance:
-    engine = [r.event_log_entry.user_message for r in instance.get_event_records(
+    engine = [r.event_log_entry.dagster_event.message for r in instance.get_event_records(
         EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT), limit=500)]
     storage = type(instance.run_storage).__name__
 print(json.dumps({{"parquet": parquet, "artifacts": artifacts, "storage": storage,
                   "mlflow_windows": sorted({{r.data.tags["window"] for r in runs}}),
                   "mlflow_models": sorted({{r.data.tags["model"] for r in runs}}),
                   "artifact_uris": sorted({{r.info.artifact_uri.split(":")[0] for r in runs}}),
-                  "celery_steps": sorted(m for m in engine if "in celery worker" in m)}}))
+                  "celery_steps": sorted(m for m in engine if m and "in celery worker" in m)}}))
 """
     done = subprocess.run([sys.executable, "-c", code], env=cluster.env, capture_output=True, text=True, check=True)
     return __import__("json").loads(done.stdout.strip().splitlines()[-1])

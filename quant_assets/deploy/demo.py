@@ -28,9 +28,10 @@ from pathlib import Path
 
 from quant_assets.deploy.services import BIN, BUCKET, LOCAL_S3_CREDENTIALS, REPO, ServiceStack
 
-# A universe and history small enough for a few minutes on two cores; QUANT_* in the environment win.
-DEMO_DEFAULTS = {"QUANT_UNIVERSE": "AAPL,MSFT,JNJ,XOM,SP500,BTC", "QUANT_HISTORY_START": "2014-01-01",
-                 "QUANT_WF_TRAIN_YEARS": "4", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+# A universe and training span small enough for minutes on two cores (the history starts where the first window's
+# training needs it); QUANT_* in the environment win.
+DEMO_DEFAULTS = {"QUANT_UNIVERSE": "AAPL,MSFT,JNJ,XOM,SP500,BTC", "QUANT_WF_TRAIN_YEARS": "4",
+                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 # Variables of the person's own setup that must not leak into the demo's two homes.
 PRIVATE = ("QUANT_HOME", "QUANT_PROFILE", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "QUANT_OBJECT_STORE",
            "QUANT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL", "QUANT_CELERY_BROKER", "QUANT_DAGSTER_PG_URL")

@@ -7,7 +7,7 @@ MANIFEST := dbt_features/target/manifest.json
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export QUANT_HOME ?= $(HOME)/.quant
 
-.PHONY: install demo test ui mlflow bench clean serve web chromium
+.PHONY: install demo test ui mlflow bench clean serve web chromium cluster-demo cluster-services
 
 install: $(STAMP) $(MANIFEST)
 
@@ -24,7 +24,7 @@ $(MANIFEST): $(STAMP) $(shell find dbt_features -name '*.sql' -o -name '*.yml' |
 demo: install
 	$(PY) -m quant_assets.demo
 
-test: install web chromium
+test: install web chromium cluster-services
 	$(PY) -m pytest -q -n 2
 
 # The instance configuration (run queue, one run per core) from the checked-in template; `dagster dev` runs the
@@ -65,3 +65,14 @@ chromium:
 # The API and the web app from one process; 127.0.0.1 unless HOST is given (which then needs QUANT_API_TOKEN).
 serve: install web
 	$(PY) -m quant_assets.api --host $(HOST) --port $(PORT)
+
+# The distributed profile (deploy/, README "Beyond one machine"), on this machine: PostgreSQL and Redis from Debian's
+# packages when missing; the demo starts them privately with moto's S3 server, MLflow, two Celery workers and the
+# daemon, backfills four windows through Celery, compares with one machine, and stops everything it started.
+cluster-services:
+	command -v redis-server > /dev/null || (apt-get update -q > /dev/null && $(APT_INSTALL) redis-server > /dev/null)
+	command -v initdb > /dev/null || ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 \
+		|| (apt-get update -q > /dev/null && $(APT_INSTALL) postgresql > /dev/null)
+
+cluster-demo: install cluster-services
+	$(PY) -m quant_assets.deploy.demo

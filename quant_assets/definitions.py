@@ -38,10 +38,13 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
     days = daily_partitions(settings)
     automation_jobs, schedules, automation_checks, sensors = build_automation_defs(days)
     walk_forward_assets, walk_forward_checks = build_walk_forward_defs(windows)
+    walk_forward_executor, cluster_resources = WALK_FORWARD_EXECUTOR, {}
+    if settings.profile == "cluster":
+        walk_forward_assets, walk_forward_checks, walk_forward_executor, cluster_resources = _cluster_walk_forward(settings, windows)
     # Market (job `market`, daily: all days in one run), then features, then walk_forward, then ensemble (in window order: each window's ensemble learns from earlier windows),
     # then projections.
     jobs = [dg.define_asset_job(name, selection=dg.AssetSelection.groups(*groups),
-                                executor_def=WALK_FORWARD_EXECUTOR if name == "walk_forward" else None)
+                                executor_def=walk_forward_executor if name == "walk_forward" else None)
             for name, groups in (("features", ("features",)), ("walk_forward", ("walk_forward",)),
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
     return dg.Definitions(
@@ -56,8 +59,19 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
             SLICE_IO_MANAGER: WarehouseIOManager(database=str(settings.warehouse_path)),
             "settings": SettingsResource(),
             "dbt": dbt_resource,
+            **cluster_resources,
         },
     )
+
+
+def _cluster_walk_forward(settings, windows):
+    """The distributed profile's walk-forward (deploy/): fits on Celery workers, outputs on the object store."""
+    from quant_assets.defs.walk_forward.cluster import (OBJECT_STORE_IO_MANAGER, ObjectStoreIOManager,
+                                                        build_cluster_walk_forward_defs, walk_forward_executor)
+
+    assets, checks = build_cluster_walk_forward_defs(windows)
+    io_manager = ObjectStoreIOManager(root=settings.object_store, endpoint_url=settings.s3_endpoint_url)
+    return assets, checks, walk_forward_executor(settings), {OBJECT_STORE_IO_MANAGER: io_manager}
 
 
 defs = build_definitions()

@@ -59,6 +59,18 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "QUANT_MLFLOW_TRACKING_URI")
     )
 
+    # The deployment profile: "single" (one host, one DuckDB file, the default) or "cluster" (deploy/: Dagster on
+    # PostgreSQL, walk-forward steps on Celery workers, fit outputs as Parquet on an S3-API object store).
+    profile: Literal["single", "cluster"] = "single"
+    # Cluster profile only: where workers write (s3://bucket/prefix), the S3 endpoint (unset: AWS), the broker.
+    object_store: str | None = None
+    s3_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("QUANT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
+    )
+    celery_broker: str = "redis://127.0.0.1:6379/0"
+    # The walk_forward job's executor in the cluster profile: Celery workers, or a Kubernetes Job per step (deploy/k8s/).
+    cluster_executor: Literal["celery", "k8s"] = "celery"
+
     @field_validator("universe", mode="before")
     @classmethod
     def _split_universe(cls, value: object) -> object:
@@ -79,6 +91,13 @@ class Settings(BaseSettings):
             raise ValueError(f"QUANT_WF_START ({self.wf_start}) must be before QUANT_WF_END ({self.wf_end})")
         if self.history_start is None:
             self.history_start = date(self.wf_start.year - self.wf_train_years - 1, 1, 1)
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_object_store(self) -> Settings:
+        if self.profile == "cluster" and not self.object_store:
+            raise ValueError("QUANT_PROFILE=cluster needs QUANT_OBJECT_STORE (e.g. s3://quant/warehouse), "
+                             "where the workers write their outputs")
         return self
 
     @field_validator("home", mode="after")

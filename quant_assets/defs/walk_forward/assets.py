@@ -1,5 +1,7 @@
 """Group ``walk_forward``: the window plan with its blocking bias audit, and one fit asset per model."""
 
+from collections.abc import Callable, Mapping
+
 import dagster as dg
 
 from quant_assets.defs.automation import ON_WINDOW_OPEN
@@ -12,18 +14,23 @@ from quant_assets.lib.models import BASELINE, MODEL_NAMES, model_entry
 PLAN_KEY = dg.AssetKey(["walk_forward_plan"])
 
 
-def build_walk_forward_defs(partitions: dg.PartitionsDefinition) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
-    """The plan asset, its bias audit, and a fit asset (with its own blocking audit) per model and the baseline."""
+def build_walk_forward_defs(partitions: dg.PartitionsDefinition, *, warehouse_op_tags: Mapping[str, str] | None = None,
+                            fit_asset: Callable | None = None) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """The plan asset, its bias audit, and a fit asset (with its own blocking audit) per model and the baseline.
+
+    The distributed profile (``cluster.py``) tags the steps that open the warehouse (``warehouse_op_tags``: the
+    Celery queue served on the warehouse's host) and builds its own fits (``fit_asset(model, partitions)``)."""
 
     @dg.asset(key=PLAN_KEY, group_name="walk_forward", partitions_def=partitions, deps=[FEATURES_KEY, LABELS_KEY],
-              kinds={"duckdb"}, automation_condition=ON_WINDOW_OPEN, description="Train and eval intervals per horizon for one evaluation window.")
+              kinds={"duckdb"}, automation_condition=ON_WINDOW_OPEN, op_tags=warehouse_op_tags,
+              description="Train and eval intervals per horizon for one evaluation window.")
     def walk_forward_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                           settings: SettingsResource) -> dg.MaterializeResult:
         window = context.partition_time_window
         summary = plan_and_store(warehouse.get(), settings.get(), window.start.date(), window.end.date())
         return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
 
-    @dg.asset_check(asset=walk_forward_plan, blocking=True,
+    @dg.asset_check(asset=walk_forward_plan, blocking=True, op_tags=warehouse_op_tags,
                     description="Fails if any training label interval overlaps the window or its embargo.")
     def bias_audit(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                    settings: SettingsResource) -> dg.AssetCheckResult:
@@ -34,7 +41,7 @@ def build_walk_forward_defs(partitions: dg.PartitionsDefinition) -> tuple[list[d
 
     fits, checks = [], [bias_audit]
     for name in (*MODEL_NAMES, BASELINE):
-        fit, check = _fit_asset(name, partitions)
+        fit, check = (fit_asset or _fit_asset)(name, partitions)
         fits.append(fit)
         checks.append(check)
     return [walk_forward_plan, *fits], checks

@@ -1,0 +1,1 @@
+"""The distributed profile: services and the cluster demo (deploy/ holds their configuration)."""

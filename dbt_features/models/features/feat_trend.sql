@@ -1,13 +1,23 @@
 -- Trend and oscillator features from closes: gaps to simple moving averages, RSI(14) and drawdown.
 -- RSI uses Cutler's simple averages of gains and losses over 14 rows (not Wilder's smoothing), so it
 -- depends on exactly 14 rows and no infinite history: 100 * avg_gain / (avg_gain + avg_loss), 50 when flat.
-with moves as (
+-- The drawdown's running high does: an incremental run starts it from the highest close before what it reads.
+-- depends_on: {{ ref('increment_bounds') }}
+with earlier_high as (
+    select symbol, max(close) as high
+    from {{ ref('stg_prices') }}
+    where not {{ since('read_from') }}
+    group by symbol
+),
+
+moves as (
     select
         symbol,
         date,
         close,
         close - lag(close) over (partition by symbol order by date) as change
     from {{ ref('stg_prices') }}
+    where {{ since('read_from') }}
 ),
 
 split as (
@@ -32,7 +42,7 @@ averages as (
         {{ rolling('avg', 'loss', 14, dense=true) }} as avg_loss_14,
         max(close) over (
             partition by symbol order by date rows between unbounded preceding and current row
-        ) as running_high
+        ) as running_high_since_read
     from split
 )
 
@@ -46,5 +56,8 @@ select
         when avg_gain_14 + avg_loss_14 > 0 then 100 * avg_gain_14 / (avg_gain_14 + avg_loss_14)
         when avg_gain_14 is not null then 50
     end as rsi_14,
-    ln(close / running_high) as drawdown
+    -- greatest() skips the NULL of a symbol with no earlier close.
+    ln(close / greatest(running_high_since_read, earlier_high.high)) as drawdown
 from averages
+left join earlier_high using (symbol)
+where {{ since('rewrite_from') }}

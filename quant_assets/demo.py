@@ -63,8 +63,8 @@ def market_and_features() -> tuple[int, float, float]:
     from quant_assets.definitions import defs
 
     days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
-    market_seconds = _run("market", tags={RANGE_START: days[0], RANGE_END: days[-1]})
-    return len(days), market_seconds, _run("features")
+    every_day = {RANGE_START: days[0], RANGE_END: days[-1]}
+    return len(days), _run("market", tags=every_day), _run("features", tags=every_day)
 
 
 def _one_thread_per_worker() -> None:

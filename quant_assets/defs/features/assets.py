@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from quant_assets.defs.automation import FOLLOW_UPSTREAM
+from quant_assets.defs.automation import FOLLOW_EVERY_NEW_DAY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
@@ -35,8 +35,8 @@ class FeatureTranslator(DagsterDbtTranslator):
         return "features"
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-        # A new day of market data rebuilds the features and labels.
-        return FOLLOW_UPSTREAM
+        # Each new day of market data brings the features and labels up to date.
+        return FOLLOW_EVERY_NEW_DAY
 
 
 def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR, partitions: dg.DailyPartitionsDefinition | None = None,

@@ -118,6 +118,7 @@ def test_a_restated_past_day_is_carried_to_every_later_row(tmp_path):
 def replay_clock(quant_home, monkeypatch):
     monkeypatch.setenv("QUANT_HISTORY_START", "2020-06-01")
     monkeypatch.setenv("QUANT_TODAY", "2022-06-10")
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # as `make ui` and the demo
     return monkeypatch
 
 

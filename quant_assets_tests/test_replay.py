@@ -111,7 +111,9 @@ def fits() -> pl.DataFrame:
 def living_clock(quant_home, monkeypatch):
     for name, value in {"QUANT_UNIVERSE": LIVING_UNIVERSE, "QUANT_HISTORY_START": "2020-01-01",
                         "QUANT_WF_START": EARLIER_WINDOW, "QUANT_WF_TRAIN_YEARS": "1",
-                        "QUANT_TODAY": str(SETUP_DAY)}.items():
+                        "QUANT_TODAY": str(SETUP_DAY),
+                        # What `make ui` and the demo set: a range run plans one event per asset, not one per day.
+                        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}.items():
         monkeypatch.setenv(name, value)
     return monkeypatch
 

@@ -17,4 +17,3 @@ select
     ln(lag(close, 21) over w / lag(close, 252) over w) as mom_12_1
 from inputs
 window w as (partition by symbol order by date)
-qualify {{ since('rewrite_from') }}

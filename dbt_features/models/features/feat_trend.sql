@@ -22,12 +22,14 @@ moves as (
 
 split as (
     select
-        *,
+        moves.*,
+        earlier_high.high as earlier_high,
         -- Explicit CASE rather than greatest(): DuckDB's greatest() skips NULLs, which would turn the
         -- missing first change into a zero gain.
         case when change > 0 then change when change is not null then 0 end as gain,
         case when change < 0 then -change when change is not null then 0 end as loss
     from moves
+    left join earlier_high using (symbol)
 ),
 
 averages as (
@@ -40,9 +42,10 @@ averages as (
         {{ rolling('avg', 'close', 200, dense=true) }} as sma_200,
         {{ rolling('avg', 'gain', 14, dense=true) }} as avg_gain_14,
         {{ rolling('avg', 'loss', 14, dense=true) }} as avg_loss_14,
-        max(close) over (
+        -- greatest() skips the NULL of a symbol with no earlier close.
+        greatest(earlier_high, max(close) over (
             partition by symbol order by date rows between unbounded preceding and current row
-        ) as running_high_since_read
+        )) as running_high
     from split
 )
 
@@ -56,8 +59,5 @@ select
         when avg_gain_14 + avg_loss_14 > 0 then 100 * avg_gain_14 / (avg_gain_14 + avg_loss_14)
         when avg_gain_14 is not null then 50
     end as rsi_14,
-    -- greatest() skips the NULL of a symbol with no earlier close.
-    ln(close / greatest(running_high_since_read, earlier_high.high)) as drawdown
+    ln(close / running_high) as drawdown
 from averages
-left join earlier_high using (symbol)
-where {{ since('rewrite_from') }}

@@ -10,4 +10,3 @@ select
 from {{ ref('stg_prices') }}
 where {{ since('read_from') }}
 window w as (partition by symbol order by date rows between 20 preceding and current row)
-qualify {{ since('rewrite_from') }}

@@ -20,7 +20,7 @@ from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
 from quant_assets.lib.lookahead import truncate_history
 from quant_assets.settings import Settings
 from quant_assets_tests.conftest import materialize
-from quant_assets_tests.test_dbt_features import DBT, PROJECT_DIR, make_universe, write_market
+from quant_assets_tests.test_dbt_features import DBT, LATE_DAY, PROJECT_DIR, make_universe, write_market
 
 KEYS = ["symbol", "date"]
 TOLERANCE = 1e-9
@@ -68,11 +68,11 @@ def assert_same_tables(incremental: dict[str, pd.DataFrame], full: dict[str, pd.
 
 
 def test_daily_increments_equal_a_full_rebuild(tmp_path):
-    """Synthetic equities, index and BTC with on-chain metrics (one published late): the history to the day before
-    the replay is built in full, then each of seven days (a weekend among them) is revealed and brought up to date
-    by an incremental run of its partition; every model's table then equals a full build on the same history."""
+    """Synthetic equities, index and BTC with on-chain metrics (one published three days late, on the first day):
+    the history to the day before is built in full, then each of five days (a weekend among them) is revealed and
+    brought up to date by an incremental run of its partition; the tables then equal a full build."""
     prices, onchain = make_universe()
-    days = [date(2021, 6, 8) + timedelta(days=i) for i in range(7)]
+    days = [LATE_DAY + timedelta(days=i) for i in range(5)]
     incremental = tmp_path / "incremental.duckdb"
     write_market(incremental, *truncate_history(prices, onchain, days[0] - timedelta(days=1)))
     dbt("build", incremental, tmp_path)

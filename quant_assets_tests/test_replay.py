@@ -63,7 +63,7 @@ def test_each_replayed_day_adds_exactly_that_days_rows(quant_home, monkeypatch):
 # The features' lookahead audit is left to test_feature_audit: twenty rebuilds of it would add minutes, not checks.
 SLOW_AUDIT = dg.AssetSelection.checks(dg.AssetCheckKey(FEATURES_KEY, "feature_lookahead_audit"))
 LIVING_UNIVERSE = "AAPL,MSFT,JNJ,SP500"
-SETUP_DAY, REPLAY_FIRST, REPLAY_LAST = date(2022, 4, 17), date(2022, 4, 18), date(2022, 5, 13)
+HISTORY_START, SETUP_DAY, REPLAY_FIRST, REPLAY_LAST = "2019-06-01", date(2022, 4, 17), date(2022, 4, 18), date(2022, 5, 13)
 EARLIER_WINDOW, OPENING_WINDOW = "2022-04-01", "2022-05-01"
 
 
@@ -109,8 +109,8 @@ def fits() -> pl.DataFrame:
 
 @pytest.fixture
 def living_clock(quant_home, monkeypatch):
-    for name, value in {"QUANT_UNIVERSE": LIVING_UNIVERSE, "QUANT_HISTORY_START": "2020-01-01",
-                        "QUANT_WF_START": EARLIER_WINDOW, "QUANT_WF_TRAIN_YEARS": "1",
+    for name, value in {"QUANT_UNIVERSE": LIVING_UNIVERSE, "QUANT_HISTORY_START": HISTORY_START,
+                        "QUANT_WF_START": EARLIER_WINDOW, "QUANT_WF_TRAIN_YEARS": "2",
                         "QUANT_TODAY": str(SETUP_DAY),
                         # What `make ui` and the demo set: a range run plans one event per asset, not one per day.
                         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}.items():
@@ -124,13 +124,13 @@ def test_twenty_sessions_of_automation_from_market_to_the_ledger(living_clock):
     are launched until it asks for nothing more. Each session adds its market and feature rows and one as-of day
     of advice; May's window, opening on the 1st, is fitted once; May's ensemble learns from April's forecasts as
     their labels realize, and April is never refitted."""
-    truth = load_sample(LIVING_UNIVERSE.split(","), date(2020, 1, 1), Settings().seed)[0]
+    truth = load_sample(LIVING_UNIVERSE.split(","), date.fromisoformat(HISTORY_START), Settings().seed)[0]
     with dg.instance_for_test() as instance:
         defs = build_definitions()
-        for job, tags, key in (("market", {RANGE_START: "2020-01-01", RANGE_END: str(SETUP_DAY)}, None),
-                               ("features", {RANGE_START: "2020-01-01", RANGE_END: str(SETUP_DAY)}, None),
+        history = {RANGE_START: HISTORY_START, RANGE_END: str(SETUP_DAY)}
+        for job, tags, key in (("market", history, None), ("features", history, None),
                                ("walk_forward", None, EARLIER_WINDOW), ("ensemble", None, EARLIER_WINDOW),
-                               ("projections", None, str(SETUP_DAY))):
+                               ("projections", None, "2022-04-14")):  # the last session before the replay
             assert defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, partition_key=key).success
         april_fits = fits()
         cursor, _ = run_requested(defs, instance, None)

@@ -1,5 +1,7 @@
 """The one Definitions object of the quant_assets code location."""
 
+import warnings
+
 import dagster as dg
 
 from quant_assets.defs.automation import build_automation_defs
@@ -13,6 +15,10 @@ from quant_assets.defs.walk_forward.assets import build_walk_forward_defs
 from quant_assets.defs.walk_forward.daily import build_daily_prediction_defs
 from quant_assets.defs.walk_forward.partitions import window_partitions
 from quant_assets.settings import get_settings
+
+# Single-run backfill policies are how years of daily partitions load in one run; Dagster still labels the
+# parameter beta and would warn on every import of the code location.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 # A daemon-launched run starts each step in a new process. Forked from a server that has already imported the
 # model libraries and this code location, a step starts in well under a second instead of re-importing torch,

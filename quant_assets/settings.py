@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     onchain_file: Path | None = None
     # The strptime format of the dates in QUANT_PRICES_FILE / QUANT_ONCHAIN_FILE (e.g. %m/%d/%Y); unset: ISO 8601.
     date_format: str | None = None
-    history_start: date = date(2005, 1, 1)
+    # The first day loaded. Unset, what the walk-forward windows need: the first window's training years and one
+    # more for the longest rolling feature (252 sessions), from the start of that year.
+    history_start: date | None = None
     # The clock: the last calendar day the system treats as reached (replay tests, back-dated runs).
     # Unset, it follows the data: the sample's or a prices file's last date; today (UTC) for the network providers.
     today: date | None = None
@@ -75,6 +77,8 @@ class Settings(BaseSettings):
             self.wf_start = date(self.wf_end.year - 3, self.wf_end.month, 1)
         if self.wf_start >= self.wf_end:
             raise ValueError(f"QUANT_WF_START ({self.wf_start}) must be before QUANT_WF_END ({self.wf_end})")
+        if self.history_start is None:
+            self.history_start = date(self.wf_start.year - self.wf_train_years - 1, 1, 1)
         return self
 
     @field_validator("home", mode="after")

@@ -328,6 +328,11 @@ def test_the_reference_is_the_cold_start_implausible_members_are_dropped_and_a_l
     np.testing.assert_allclose(cold["q50"], ref.loc[cold.index, "q50"], atol=1e-12)
     np.testing.assert_allclose(cold["sizing_mean"], ref.loc[cold.index, "mean"])
     assert not cold["beats_reference"].any()
+    # The reference's drift is as uncertain as its estimation span says: a trailing year by default, the
+    # training span when given (ten years: sqrt(10) times more precise).
+    np.testing.assert_allclose(cold["mean_uncertainty"], ref.loc[cold.index, "std"] * np.sqrt(5 / 252))
+    decade, _ = build_ensemble(current, None, as_of, reference="baseline", reference_drift_days={"1w": 2520})
+    np.testing.assert_allclose(decade["mean_uncertainty"], cold["mean_uncertainty"].to_numpy() / np.sqrt(10))
 
     # With history in which 'good' beats the reference, the ensemble beats it out of fold and drives sizing.
     history = history_windows(8, n_windows=3, n_dates=150, models=("good", "biased"))

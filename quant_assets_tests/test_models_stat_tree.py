@@ -160,18 +160,21 @@ def test_bad_inputs_get_clear_errors(panel):
         make_model("baseline", horizon="1w", seed=0).fit(panel.assign(asset_class="bond"))
 
 
-def test_baseline_matches_trailing_moments(panel, fitted, predictions):
+def test_baseline_is_the_long_run_drift_with_trailing_volatility(panel, fitted, predictions):
     out = predictions["baseline"]
+    train = panel[(panel["date"] < SPLIT) & (panel["asset_class"] == "crypto") & panel[TARGET].notna()
+                  & panel["ret_1d"].notna()]
+    drift, vol, drift_se = fitted["baseline"].pooled_["crypto"]
+    assert (drift, vol) == pytest.approx((train["ret_1d"].mean(), train["ret_1d"].std()), rel=1e-12)
+    assert drift_se == pytest.approx(train["ret_1d"].std() / np.sqrt(train["date"].nunique()), rel=1e-12)
     rows = panel.index[(panel["symbol"] == "S3")]
     row = rows[400]
     past = panel.loc[rows[rows <= row][-252:], "ret_1d"].to_numpy()
-    assert out.loc[row, "mean"] == pytest.approx(past.mean() * 7, rel=1e-9)
-    assert out.loc[row, "std"] == pytest.approx(past.std(ddof=1) * np.sqrt(7), rel=1e-9)
-    # The first rows of a symbol lack history and take the pooled training values.
+    assert out.loc[row, "mean"] == pytest.approx(drift * 7, rel=1e-9)
+    assert out.loc[row, "std"] == pytest.approx(np.sqrt(past.var(ddof=1) * 7 + (drift_se * 7) ** 2), rel=1e-9)
+    # The first rows of a symbol lack history and take the pooled training volatility.
     first = rows[0]
-    pooled_mean, pooled_vol = fitted["baseline"].pooled_["crypto"]
-    assert out.loc[first, "mean"] == pytest.approx(pooled_mean * 7)
-    assert out.loc[first, "std"] == pytest.approx(pooled_vol * np.sqrt(7))
+    assert out.loc[first, "std"] == pytest.approx(np.sqrt(vol**2 * 7 + (drift_se * 7) ** 2))
 
 
 @pytest.fixture(scope="module")

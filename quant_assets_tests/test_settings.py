@@ -48,3 +48,19 @@ def test_an_explicit_end_alone_starts_the_windows_three_years_earlier(quant_home
     monkeypatch.setenv("QUANT_WF_END", "2024-02-29")
     settings = get_settings()
     assert (settings.wf_start, settings.wf_end) == (date(2021, 2, 1), date(2024, 2, 29))
+
+
+def test_history_starts_where_the_first_window_needs_it(quant_home, monkeypatch):
+    from datetime import timedelta
+
+    from quant_assets.lib.walkforward import plan_window
+
+    monkeypatch.delenv("QUANT_HISTORY_START", raising=False)
+    settings = get_settings()
+    first = plan_window(settings.wf_start, date(settings.wf_start.year, settings.wf_start.month, 28),
+                        train_years=settings.wf_train_years)[0]
+    # The first training day has a full year of history behind it for the 252-session rolling features.
+    assert settings.history_start <= first.train_start - timedelta(days=365)
+    assert settings.history_start == date(2009, 1, 1)
+    monkeypatch.setenv("QUANT_HISTORY_START", "2015-03-02")
+    assert get_settings().history_start == date(2015, 3, 2)

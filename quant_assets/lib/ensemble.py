@@ -394,6 +394,7 @@ def build_ensemble(
     seed: int = 0,
     segments: Mapping[str, str] | None = None,
     reference: str | None = None,
+    reference_drift_days: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
 
@@ -403,7 +404,9 @@ def build_ensemble(
     names the member every other is judged against (the random walk): stacking weights shrink toward it
     (so without history the ensemble is the reference), members whose spread or median is implausible
     against it at a horizon are dropped there, and a horizon whose out-of-fold ensemble has not beaten it
-    on earlier windows does not drive sizing (``sizing_mean`` and ``confidence`` are the reference's).
+    on earlier windows does not drive sizing (``sizing_mean`` and ``confidence`` are the reference's, the mean
+    with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per symbol, the
+    reference's training span; a trailing year where not given).
 
     Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
     the history, on which the conformal recalibration, the reference comparison and the confidence model
@@ -509,7 +512,7 @@ def build_ensemble(
     keys = _keys(current)
     out = current.merge(current_features[[*keys, "confidence"]], on=keys, how="left")
     if reference:
-        out = _reference_for_sizing(out, current_preds, reference)
+        out = _reference_for_sizing(out, current_preds, reference, reference_drift_days or {})
     extras = [c for c in ("realized", "label_end") if c in current_preds.columns]
     if extras:
         out = out.merge(current_preds.drop_duplicates(keys)[[*keys, *extras]], on=keys, how="left")
@@ -672,17 +675,20 @@ def _member_uncertainty(preds: pd.DataFrame, combined: pd.DataFrame, weights) ->
     return {"sizing_mean": combined["mean"].to_numpy(), "mean_uncertainty": np.nan_to_num(aligned)}
 
 
-def _reference_for_sizing(out: pd.DataFrame, preds: pd.DataFrame, reference: str) -> pd.DataFrame:
+def _reference_for_sizing(out: pd.DataFrame, preds: pd.DataFrame, reference: str,
+                          drift_days: Mapping[str, float]) -> pd.DataFrame:
     """On horizons that have not beaten the reference, sizing reads the reference: its mean (with the standard
-    error of a trailing one-year drift) and its own probability of the direction it calls."""
+    error of a drift estimated over ``drift_days`` of the horizon, a trailing year by default: the reference's
+    spread times ``sqrt(steps / days)``) and its own probability of the direction it calls."""
     keys = _keys(out)
     ref = preds[preds["model"] == reference][[*keys, "mean", "std", "p_up"]].rename(
         columns={"mean": "ref_mean", "std": "ref_std", "p_up": "ref_p_up"})
     out = out.merge(ref, on=keys, how="left")
     fallback = ~out["beats_reference"].to_numpy(dtype=bool) & out["ref_mean"].notna().to_numpy()
     steps = out["horizon"].map(lambda h: _steps(h)).to_numpy(dtype="float64")
+    days = out["horizon"].map(lambda h: float(drift_days.get(h, 252.0))).to_numpy(dtype="float64")
     out.loc[fallback, "sizing_mean"] = out.loc[fallback, "ref_mean"]
-    out.loc[fallback, "mean_uncertainty"] = (out["ref_std"] * np.sqrt(steps / 252.0))[fallback]
+    out.loc[fallback, "mean_uncertainty"] = (out["ref_std"] * np.sqrt(steps / days))[fallback]
     ref_direction = np.where(out["ref_mean"] > 0, out["ref_p_up"], 1.0 - out["ref_p_up"])
     out.loc[fallback, "confidence"] = ref_direction[fallback]
     return out.drop(columns=["ref_mean", "ref_std", "ref_p_up"])

@@ -31,6 +31,15 @@ def load_window_predictions(warehouse: Warehouse, window_start: date,
     return current, history
 
 
+def training_days_per_symbol(warehouse: Warehouse, window_start: date) -> dict[str, float]:
+    """Per horizon, the window's training rows per symbol: the span the random walk's drift was estimated on."""
+    plans = warehouse.query("SELECT horizon, max(train_rows) AS train_rows FROM forecasts.plans WHERE window_start = ? "
+                            "GROUP BY horizon", [window_start])
+    symbols = warehouse.query("SELECT count(DISTINCT symbol) AS n FROM forecasts.predictions WHERE window_start = ?",
+                              [window_start])["n"].iloc[0]
+    return {row.horizon: row.train_rows / max(int(symbols), 1) for row in plans.itertuples()}
+
+
 def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES) -> dict[str, object]:
     """Bring stored outcomes and scores up to date with the labels, then write the window's ensemble
     distributions and confidence, and its ``ensemble`` scores."""
@@ -39,7 +48,8 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
     current, history = load_window_predictions(warehouse, window_start, models)
     classes = warehouse.query("SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY symbol")
     combined, info = build_ensemble(current, history, as_of=window_start, reference=BASELINE,
-                                    segments=dict(zip(classes["symbol"], classes["asset_class"])))
+                                    segments=dict(zip(classes["symbol"], classes["asset_class"])),
+                                    reference_drift_days=training_days_per_symbol(warehouse, window_start))
     outcomes = current.drop_duplicates(["symbol", "date", "horizon"])[["symbol", "date", "horizon", "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=["symbol", "date", "horizon"], how="left"

@@ -65,8 +65,12 @@ export const HORIZON_NAMES: Record<string, string> = { "1w": "1 week", "1m": "1 
 
 export const usd = (v: number | null | undefined, digits = 2) =>
   v == null ? "—" : v.toLocaleString("en-US", { style: "currency", currency: "USD", minimumFractionDigits: digits, maximumFractionDigits: digits });
-export const pct = (v: number | null | undefined, digits = 1) =>
-  v == null ? "—" : `${v >= 0 ? "+" : ""}${(v * 100).toFixed(digits)}%`;
+export const pct = (v: number | null | undefined, digits = 1) => {
+  if (v == null) return "—";
+  const text = (v * 100).toFixed(digits);
+  // What rounds to zero reads 0.0%, not +0.0% or -0.0%.
+  return Number(text) === 0 ? `${(0).toFixed(digits)}%` : `${v > 0 ? "+" : ""}${text}%`;
+};
 export const num = (v: number | null | undefined, digits = 4) =>
   v == null ? "—" : v.toLocaleString("en-US", { maximumFractionDigits: digits });
 

@@ -16,6 +16,7 @@ from quant_assets.lib.market import LoadResult, Slice, load_onchain, load_prices
 
 PRICES_KEY = dg.AssetKey(["market", "prices"])
 ONCHAIN_KEY = dg.AssetKey(["market", "onchain"])
+MARKET_KEYS = (PRICES_KEY, ONCHAIN_KEY)
 SLICE_IO_MANAGER = "warehouse_io_manager"
 
 

@@ -1,4 +1,4 @@
-"""The random-walk baseline every model is scored against: trailing drift and volatility, Gaussian."""
+"""The random-walk baseline every model is scored against: long-run drift, trailing volatility, Gaussian."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from quant_assets.lib.models.base import Forecaster, finish, gaussian_distributi
 
 
 class RandomWalkBaseline(Forecaster):
-    """``mean = drift * h``, ``std = vol * sqrt(h)`` from each symbol's trailing ``window`` daily
-    returns (``ret_1d``) in the frame being predicted, up to and including the row's own date.
+    """``mean = drift * h`` with the long-run daily drift of the row's asset class over the training rows;
+    ``std = sqrt(vol**2 * h + se**2 * h**2)`` with ``vol`` from the symbol's trailing ``window`` daily returns
+    (``ret_1d``) in the frame being predicted, up to and including the row's own date, and ``se`` the standard
+    error of that drift (its uncertainty grows with the horizon's square, and matters at 1y).
 
-    Rows with fewer than ``min_periods`` past returns use the pooled daily drift and volatility of
-    the training rows of the same asset class; how many did is in ``fallback_rows`` after predict.
+    A trailing year's mean is no drift estimate: its error is as large as a year's volatility, so a reference
+    built on it extrapolates last year's crash or rally a year ahead. Rows with fewer than ``min_periods``
+    past returns take the pooled volatility of their class; how many did is in ``fallback_rows`` after predict.
     """
 
     name = "baseline"
@@ -28,7 +31,7 @@ class RandomWalkBaseline(Forecaster):
         self.min_periods = min_periods
 
     def fit(self, frame: pd.DataFrame) -> "RandomWalkBaseline":
-        """Record the pooled daily drift and volatility per asset class (the fallback values)."""
+        """Record per asset class the pooled daily drift, its standard error and the pooled volatility."""
         rows = training_rows(frame, self.name)
         if "ret_1d" not in rows.columns:
             raise ValueError("baseline: the training frame has no 'ret_1d' column")
@@ -36,16 +39,23 @@ class RandomWalkBaseline(Forecaster):
         returns = rows["ret_1d"].astype("float64")
         if returns.notna().sum() < 2:
             raise ValueError("baseline: the training frame has fewer than two non-null 'ret_1d' values")
-        overall = (float(returns.mean()), float(returns.std()))
+
+        def moments(mask: pd.Series) -> tuple[float, float, float]:
+            own = returns[mask & returns.notna()]
+            # Symbols of a class move together on a day: the drift is known to the precision of its days, not rows.
+            days = rows.loc[own.index, "date"].nunique()
+            return float(own.mean()), float(own.std()), float(own.std() / np.sqrt(days))
+
+        overall = moments(returns.notna())
         self.pooled_ = {}
         for asset_class in ("equity", "crypto"):
-            own = returns[rows["asset_class"] == asset_class].dropna()
-            self.pooled_[asset_class] = (float(own.mean()), float(own.std())) if len(own) >= 2 else overall
+            mask = rows["asset_class"] == asset_class
+            self.pooled_[asset_class] = moments(mask) if (mask & returns.notna()).sum() >= 2 else overall
         self.fallback_rows = 0
         return self
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Gaussian distribution per row from the symbol's own trailing returns in ``frame``."""
+        """Gaussian distribution per row: its class's long-run drift, the symbol's trailing volatility in ``frame``."""
         if "ret_1d" not in frame.columns:
             raise ValueError("baseline: the frame to predict has no 'ret_1d' column")
         steps = horizon_steps(frame, self.horizon).astype("float64")
@@ -56,18 +66,16 @@ class RandomWalkBaseline(Forecaster):
                 "ret": frame["ret_1d"].astype("float64").to_numpy(),
             }
         ).sort_values(["symbol", "date"], kind="stable")
-        rolling = keyed.groupby("symbol", sort=False)["ret"].rolling(self.window, min_periods=self.min_periods)
-        keyed["drift"] = rolling.mean().reset_index(level=0, drop=True)
-        keyed["vol"] = rolling.std().reset_index(level=0, drop=True)
-        keyed = keyed.sort_index()
-        drift = keyed["drift"].to_numpy()
-        vol = keyed["vol"].to_numpy()
-        missing = ~(np.isfinite(drift) & np.isfinite(vol) & (vol > 0))
+        keyed["vol"] = (keyed.groupby("symbol", sort=False)["ret"].rolling(self.window, min_periods=self.min_periods)
+                        .std().reset_index(level=0, drop=True))
+        vol = keyed.sort_index()["vol"].to_numpy()
         is_crypto = frame["asset_class"].to_numpy() == "crypto"
-        drift = np.where(missing, np.where(is_crypto, self.pooled_["crypto"][0], self.pooled_["equity"][0]), drift)
-        vol = np.where(missing, np.where(is_crypto, self.pooled_["crypto"][1], self.pooled_["equity"][1]), vol)
+        drift, pooled_vol, drift_se = (np.where(is_crypto, crypto, equity)
+                                       for crypto, equity in zip(self.pooled_["crypto"], self.pooled_["equity"]))
+        missing = ~(np.isfinite(vol) & (vol > 0))
+        vol = np.where(missing, pooled_vol, vol)
         self.fallback_rows = int(missing.sum())
-        return finish(frame, gaussian_distribution(drift * steps, vol * np.sqrt(steps)))
+        return finish(frame, gaussian_distribution(drift * steps, np.sqrt(vol**2 * steps + (drift_se * steps) ** 2)))
 
     def params(self) -> dict[str, object]:
         """Hyper-parameters worth logging."""

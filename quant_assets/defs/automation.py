@@ -33,8 +33,11 @@ FOLLOW_EVERY_NEW_DAY = (dg.AutomationCondition.any_deps_updated().since_last_han
 # A window opening (its partition appears) is fitted once; a fitted window is never refitted by automation.
 ON_WINDOW_OPEN = dg.AutomationCondition.on_missing()
 # The current window's ensemble re-runs when its fits complete or labels realize. Not "eager": earlier windows
-# that were never backfilled are missing deps, and must not stop today's ensemble.
+# that were never backfilled are missing deps, and must not stop today's ensemble; its own window's fits and the
+# latest day's labels and predictions must exist (a window that has just opened is fitted first).
 ON_DEPS_UPDATED = (dg.AutomationCondition.in_latest_time_window() & dg.AutomationCondition.any_deps_updated()
+                   & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing()
+                                                            & dg.AutomationCondition.in_latest_time_window())
                    & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress())
 
 

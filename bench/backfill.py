@@ -41,9 +41,10 @@ def main() -> int:
     started = time.perf_counter()
     scratch = dg.DagsterInstance.ephemeral()
     days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
-    assert defs.resolve_job_def("market").execute_in_process(
-        instance=scratch, tags={RANGE_START: days[0], RANGE_END: days[-1]}, run_config=demo.QUIET).success
-    assert defs.resolve_job_def("features").execute_in_process(instance=scratch, run_config=demo.QUIET).success
+    every_day = {RANGE_START: days[0], RANGE_END: days[-1]}
+    assert defs.resolve_job_def("market").execute_in_process(instance=scratch, tags=every_day, run_config=demo.QUIET).success
+    assert defs.resolve_job_def("features").execute_in_process(instance=scratch, tags=every_day,
+                                                               run_config=demo.QUIET).success
     print(f"set-up: market and features in {time.perf_counter() - started:.0f} s (not timed)", flush=True)
 
     in_process = demo._run("walk_forward", WINDOW)

@@ -47,7 +47,7 @@ def main() -> int:
     request = missing_days_request(instance, defs.resolve_job_def("market").partitions_def,
                                    datetime.now(timezone.utc))
     stages["market (schedule's run)"] = demo._run("market", tags=request.tags)
-    stages["features"] = demo._run("features")
+    stages["features"] = demo._run("features", tags=request.tags)  # the same days, one incremental dbt run
     window = defs.resolve_job_def("ensemble").partitions_def.get_last_partition_key()
     stages[f"meta_ensemble {window}"] = demo._run("ensemble", window)
     projections = defs.resolve_job_def("projections")

@@ -74,7 +74,7 @@ def market_and_features() -> tuple[int, float, float]:
     history = {RANGE_START: days[0], RANGE_END: days[-1]}
     started = time.perf_counter()
     _side_by_side([("market", None, history, tuple(key.path)) for key in MARKET_KEYS])
-    return len(days), time.perf_counter() - started, _run("features")
+    return len(days), time.perf_counter() - started, _run("features", tags=history)
 
 
 def _worker_start(one_thread: bool) -> None:

@@ -36,6 +36,8 @@ def check_catch_up_then_features(defs, instance):
     freshness = [e for e in run.get_asset_check_evaluations() if e.check_name == "last_session_present"]
     assert len(freshness) == 1 and freshness[0].passed
 
-    # What the automation sensor requests next: the features and labels, not the market again.
+    # What the automation sensor requests next: the features and labels of every day the run loaded (one dbt run:
+    # their backfill policy is a single run), not the market again.
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    assert after.get_num_requested(FEATURES_KEY) == 1 and after.get_num_requested(PRICES_KEY) == 0
+    assert after.get_requested_partitions(FEATURES_KEY) == {"2022-06-14", "2022-06-15", "2022-06-16"}
+    assert after.get_num_requested(PRICES_KEY) == 0

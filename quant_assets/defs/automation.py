@@ -20,13 +20,24 @@ from quant_assets.lib.providers.sample import CRYPTO_PROFILES
 MARKET_JOB = "market"
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
-# A new day's market data updates the features; a blocking lookahead audit failure stops what follows.
-FOLLOW_UPSTREAM = dg.AutomationCondition.eager()
+_UPSTREAM_READY = ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCondition.any_deps_in_progress()
+# The latest day follows its upstream once it has updated (a blocking check failure stops it). Not "eager": a day
+# appearing without a session (a weekend for equities) is not missing advice, so it asks for nothing.
+FOLLOW_UPSTREAM = (dg.AutomationCondition.in_latest_time_window()
+                   & dg.AutomationCondition.any_deps_updated().since_last_handled()
+                   & _UPSTREAM_READY & ~dg.AutomationCondition.in_progress()).with_label("follow_upstream")
+# Every day a catch-up market run loaded, not only the latest: a window's fits wait for all the days of their
+# window. The dbt assets' single-run backfill policy makes the days one dbt run.
+FOLLOW_EVERY_NEW_DAY = (dg.AutomationCondition.any_deps_updated().since_last_handled()
+                        & _UPSTREAM_READY & ~dg.AutomationCondition.in_progress()).with_label("follow_every_new_day")
 # A window opening (its partition appears) is fitted once; a fitted window is never refitted by automation.
 ON_WINDOW_OPEN = dg.AutomationCondition.on_missing()
 # The current window's ensemble re-runs when its fits complete or labels realize. Not "eager": earlier windows
-# that were never backfilled are missing deps, and must not stop today's ensemble.
+# that were never backfilled are missing deps, and must not stop today's ensemble; its own window's fits and the
+# latest day's labels and predictions must exist (a window that has just opened is fitted first).
 ON_DEPS_UPDATED = (dg.AutomationCondition.in_latest_time_window() & dg.AutomationCondition.any_deps_updated()
+                   & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing()
+                                                            & dg.AutomationCondition.in_latest_time_window())
                    & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress())
 
 

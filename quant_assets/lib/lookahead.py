@@ -315,8 +315,11 @@ def _models_in_order(manifest: Mapping[str, object]) -> list[_CompiledModel]:
             if parent in compiled:
                 visit(parent)
         node = compiled[key]
+        # An ephemeral model has no relation of its own (dbt inlines it); the audit builds it under its schema and
+        # name so that it is compared like the others.
+        relation = node["relation_name"] or f'"{node["schema"]}"."{node["name"]}"'
         ordered.append(
-            _CompiledModel(node["relation_name"], node["schema"], node["name"], node["config"]["materialized"], node["compiled_code"])
+            _CompiledModel(relation, node["schema"], node["name"], node["config"]["materialized"], node["compiled_code"])
         )
 
     for key in sorted(compiled):

@@ -5,23 +5,35 @@
 -- and every earlier value of the series were public (running max of known_at) and day t has begun;
 -- a price row at date d then takes, by an ASOF join, the latest value usable before d's end of day.
 -- Values older than var('onchain_max_age_days') are not carried forward (e.g. ETH hash rate after
--- the merge). Missing metrics simply give null columns.
+-- the merge). Missing metrics simply give null columns. An incremental run starts each series' running max of
+-- known_at from the values before what it reads.
+-- depends_on: {{ ref('increment_bounds') }}
 {%- set oc_features = [
     {'column': 'oc_adractcnt_z63', 'metric': 'adractcnt', 'kind': 'log_zscore', 'days': 63},
     {'column': 'oc_txcnt_chg_7d', 'metric': 'txcnt', 'kind': 'log_change', 'days': 7},
     {'column': 'oc_hashrate_chg_30d', 'metric': 'hashrate', 'kind': 'log_change', 'days': 30},
     {'column': 'oc_mvrv', 'metric': 'capmvrvcur', 'kind': 'level', 'days': 1},
 ] %}
-with series as (
-    select
-        asset,
-        metric,
-        date,
-        value,
-        max(greatest(known_at, cast(date as timestamp))) over (
-            partition by asset, metric order by date rows between unbounded preceding and current row
-        ) as available_at
+with earlier_public as (
+    select asset, metric, max(greatest(known_at, cast(date as timestamp))) as public_at
     from {{ ref('stg_onchain') }}
+    where not {{ since('read_from') }}
+    group by asset, metric
+),
+
+series as (
+    select
+        o.asset,
+        o.metric,
+        o.date,
+        o.value,
+        -- greatest() skips the NULL of a series with no earlier value.
+        greatest(e.public_at, max(greatest(o.known_at, cast(o.date as timestamp))) over (
+            partition by o.asset, o.metric order by o.date rows between unbounded preceding and current row
+        )) as available_at
+    from {{ ref('stg_onchain') }} as o
+    left join earlier_public as e on o.asset = e.asset and o.metric = e.metric
+    where {{ since('read_from', 'o.date') }}
 ),
 
 {%- for f in oc_features %}
@@ -62,7 +74,7 @@ with series as (
 crypto_days as (
     select symbol, date, cast(date + interval 1 day as timestamp) as day_end
     from {{ ref('stg_prices') }}
-    where asset_class = 'crypto'
+    where asset_class = 'crypto' and {{ since('rewrite_from') }}
 )
 
 select

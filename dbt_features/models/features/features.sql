@@ -1,5 +1,6 @@
 -- The wide, point-in-time feature table: one row per symbol and date of market.prices. Every column
 -- at date d depends only on bars dated <= d and on-chain values public by the end of d.
+-- depends_on: {{ ref('increment_bounds') }}
 select
     p.symbol,
     p.date,
@@ -34,4 +35,5 @@ left join {{ ref('feat_beta') }} as b on p.symbol = b.symbol and p.date = b.date
 left join {{ ref('feat_volume') }} as vz on p.symbol = vz.symbol and p.date = vz.date
 left join {{ ref('feat_ranks') }} as k on p.symbol = k.symbol and p.date = k.date
 left join {{ ref('feat_onchain') }} as o on p.symbol = o.symbol and p.date = o.date
+where {{ since('rewrite_from', 'p.date') }}
 order by p.symbol, p.date

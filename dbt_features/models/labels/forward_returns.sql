@@ -1,6 +1,8 @@
 -- Forward log returns (labels) per horizon: h rows ahead in the symbol's own calendar, h from
 -- var('horizons') as [equity sessions, crypto days]. end_<h> is the date the label is realized; both
--- are null while that future row does not exist yet. Never join this into features.
+-- are null while that future row does not exist yet. Never join this into features. lead() only looks ahead, so
+-- the rewritten rows are also all the rows read.
+-- depends_on: {{ ref('increment_bounds') }}
 select
     symbol,
     date,
@@ -18,5 +20,6 @@ select
     end as end_{{ name }}
     {%- endfor %}
 from {{ ref('stg_prices') }}
+where {{ since('rewrite_from') }}
 window w as (partition by symbol order by date)
 order by symbol, date

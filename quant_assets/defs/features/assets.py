@@ -1,5 +1,7 @@
-"""Group ``features``: the dbt-duckdb project loaded with dagster-dbt, and its blocking lookahead audit."""
+"""Group ``features``: the dbt-duckdb project loaded with dagster-dbt, daily-partitioned like the market data, and
+its blocking lookahead audit."""
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -9,10 +11,12 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from quant_assets.defs.automation import FOLLOW_UPSTREAM
+from quant_assets.defs.automation import FOLLOW_EVERY_NEW_DAY
 from quant_assets.defs.metadata import as_dagster_metadata
+from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.lib.lookahead import lookahead_audit
+from quant_assets.settings import get_settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_features"
 FEATURES_KEY = dg.AssetKey(["features", "features"])
@@ -31,22 +35,29 @@ class FeatureTranslator(DagsterDbtTranslator):
         return "features"
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-        # A new day of market data rebuilds the features and labels.
-        return FOLLOW_UPSTREAM
+        # Each new day of market data brings the features and labels up to date.
+        return FOLLOW_EVERY_NEW_DAY
 
 
-def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition, DbtCliResource]:
-    """The dbt assets of ``project_dir`` (manifest prepared by ``dbt parse`` at install), their lookahead audit and CLI."""
+def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR, partitions: dg.DailyPartitionsDefinition | None = None,
+                       ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition, DbtCliResource]:
+    """The dbt assets of ``project_dir`` (manifest prepared by ``dbt parse`` at install) on ``partitions`` (default:
+    the market's daily partitions), their lookahead audit and CLI."""
     project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
 
+    # A backfill of any range is one incremental dbt run (models/staging/increment_bounds.sql): the range's first
+    # day decides what is rewritten, from a lookback before it to the last stored day.
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=FeatureTranslator(),
-                name=f"dbt_{project.project_dir.name}")
+                name=f"dbt_{project.project_dir.name}", partitions_def=partitions or daily_partitions(get_settings()),
+                backfill_policy=dg.BackfillPolicy.single_run())
     def dbt_features(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                      settings: SettingsResource):
         # dbt's profile reads the warehouse path from the environment of the dbt process it starts.
         os.environ["QUANT_WAREHOUSE"] = str(settings.get().warehouse_path)
+        days = context.partition_time_window
+        dbt_vars = {"partition_start": days.start.date().isoformat(), "partition_end": days.end.date().isoformat()}
         with warehouse.get().exclusive():
-            yield from dbt.cli(["build"], context=context).stream()
+            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
     @dg.asset_check(asset=FEATURES_KEY, blocking=True, name="feature_lookahead_audit",
                     description="Rebuilds the features on history cut at several dates; fails if any value on or "

@@ -26,12 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 SETUP = """
-import dagster as dg, sys
+import sys
 from quant_assets.definitions import defs
-groups, key = sys.argv[1].split(","), (sys.argv[2] or None)
-r = dg.materialize([*defs.assets, *defs.asset_checks], selection=dg.AssetSelection.groups(*groups).without_checks(),
-                   resources=defs.resources, partition_key=key)
-raise SystemExit(0 if r.success else 1)
+from quant_assets.defs.automation import RANGE_END, RANGE_START
+job, key = sys.argv[1], (sys.argv[2] or None)
+days = defs.resolve_job_def("market").partitions_def.get_partition_keys()
+# The daily market and features jobs load every day in one run (their single-run backfill policy).
+tags = {RANGE_START: days[0], RANGE_END: days[-1]} if key is None else None
+raise SystemExit(0 if defs.resolve_job_def(job).execute_in_process(partition_key=key, tags=tags).success else 1)
 """
 
 STEP = """
@@ -73,13 +75,16 @@ def main() -> int:
     parser.add_argument("--window", default="2022-12-01", help="the window's first date")
     parser.add_argument("--day", default="2022-12-15", help="the day to predict (inside the window)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--train-years", default="3", help="QUANT_WF_TRAIN_YEARS: the history the set-up loads and fits on")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-daily-")) / "quant"
     env = {**os.environ, "QUANT_HOME": str(home), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "PYTHONPATH": str(REPO), "QUANT_WF_START": args.window}
+           "PYTHONPATH": str(REPO), "QUANT_WF_START": args.window,
+           "QUANT_WF_TRAIN_YEARS": args.train_years}
     if args.home is None:
         started = time.perf_counter()
-        run(SETUP, env, "market,features", "")
+        run(SETUP, env, "market", "")
+        run(SETUP, env, "features", "")
         data_seconds = time.perf_counter() - started
         started = time.perf_counter()
         run(SETUP, env, "walk_forward", args.window)

@@ -1,9 +1,11 @@
 """The daily prediction step: each new day's feature rows predicted with the stored models of the window
 that contains the day, so a window fitted when it opened keeps forecasting through its month.
 
-The rows are the ones the window's fit would have written for that day had the day existed at fit time:
-the same models predict the same context (the window's start minus ``CONTEXT_DAYS`` up to the day, which
-is all GARCH, the sequence models and the baseline read of a row's past), through the fit's own code.
+The rows are the ones the window's fit would have written for that day had the day existed at fit time,
+through the fit's own code (``predict_rows``), but each model is given only the rows its prediction of the
+day reads: the day's rows for the tabular models, each symbol's last ``lookback`` rows for the sequence models
+and its last ``window`` for the baseline; GARCH's variance filter runs from the first row of the window's
+context (the window's start minus ``CONTEXT_DAYS``), so it alone reads the day's symbols over all of it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from quant_assets.lib.model_store import load_window_models
@@ -42,15 +45,57 @@ def load_day_panel(warehouse: Warehouse, window_start: date, day: date) -> pd.Da
     return load_panel(warehouse, window_start - timedelta(days=CONTEXT_DAYS), day + timedelta(days=1))
 
 
+# float32 matrix products on a handful of rows take other kernels than on the thousands a fit predicts at once, and
+# round differently (1e-9 apart); from 16 rows on they agree bit for bit here, so a torch model gets 64 at least.
+TORCH_MIN_ROWS = 64
+
+
+def rows_read(model: Forecaster) -> int | None:
+    """How many of a symbol's rows, ending at the predicted row, ``model`` reads to predict that row; ``None``
+    for all of the context it is given (GARCH: its variance filter starts at the context's first row)."""
+    if model.name == "garch":
+        return None
+    if model.name == BASELINE:
+        return model.window
+    return model.lookback if getattr(model, "sequence", False) else 1
+
+
+def rows_given(model: Forecaster, symbols: int) -> int | None:
+    """The rows per symbol ``model`` is given to predict a day of ``symbols`` rows: what it reads, and for a torch
+    model enough for ``TORCH_MIN_ROWS`` in all."""
+    rows = rows_read(model)
+    if rows is not None and model.kind == "pytorch":
+        rows = max(rows, -(-TORCH_MIN_ROWS // symbols))
+    return rows
+
+
+def day_context(panel: pd.DataFrame, day: date, rows: int | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature rows a model reading ``rows`` of each symbol's history needs to predict ``day`` (the symbols
+    with a row that day, their last ``rows`` rows up to it; ``None``: all of them) and, on those, the day's rows.
+    ``panel`` ends at ``day`` and is ordered by symbol and date, as ``load_day_panel`` reads it."""
+    on_day = panel["date"] == pd.Timestamp(day)
+    of_day_symbols = panel["symbol"].isin(panel.loc[on_day, "symbol"])
+    if rows is not None:
+        from_end = panel.groupby("symbol", sort=False).cumcount(ascending=False)
+        of_day_symbols &= from_end < rows
+    return feature_frame(panel[of_day_symbols]), on_day[of_day_symbols].to_numpy()
+
+
 def predict_day(models: WindowModels, panel: pd.DataFrame, window_start: date, day: date) -> pd.DataFrame:
     """Rows of ``forecasts.predictions`` for ``day``: every model and horizon, every symbol with a feature
     row that day (no row at all when the day has none, e.g. a weekend without crypto)."""
-    on_day = (panel["date"] == pd.Timestamp(day)).to_numpy()
-    if not on_day.any() or not models:
+    symbols = int((panel["date"] == pd.Timestamp(day)).sum())
+    if not models or not symbols:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    context = feature_frame(panel)
-    parts = [predict_rows(model, context, on_day, panel, window_start, name)
-             for name, by_horizon in models.items() for model in by_horizon.values()]
+    contexts: dict[int | None, tuple[pd.DataFrame, np.ndarray]] = {}
+    parts = []
+    for name, by_horizon in models.items():
+        for model in by_horizon.values():
+            rows = rows_given(model, symbols)
+            if rows not in contexts:
+                contexts[rows] = day_context(panel, day, rows)
+            context, on_day = contexts[rows]
+            parts.append(predict_rows(model, context, on_day, panel, window_start, name))
     return pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]
 
 

@@ -124,6 +124,9 @@ def main() -> int:
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
+    # Create the instance's storage here, once: workers started side by side on a fresh home would each migrate
+    # its SQLite databases at the same time and leave them with two schema heads.
+    _instance(settings)
     from quant_assets.definitions import defs
 
     windows = defs.resolve_job_def("walk_forward").partitions_def.get_partition_keys()[-settings.demo_windows:]

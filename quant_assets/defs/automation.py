@@ -30,8 +30,13 @@ FOLLOW_UPSTREAM = (dg.AutomationCondition.in_latest_time_window()
 # window. The dbt assets' single-run backfill policy makes the days one dbt run.
 FOLLOW_EVERY_NEW_DAY = (dg.AutomationCondition.any_deps_updated().since_last_handled()
                         & _UPSTREAM_READY & ~dg.AutomationCondition.in_progress()).with_label("follow_every_new_day")
-# A window opening (its partition appears) is fitted once; a fitted window is never refitted by automation.
-ON_WINDOW_OPEN = dg.AutomationCondition.on_missing()
+# The latest window is fitted once its days' features exist, if it has never been: a window is fitted when it opens,
+# and a fitted window is never refitted by automation (a failed fit waits for a person). Not on_missing(): its
+# "newly missing" latch is reset when the partitions definition changes, and the windows' definition changes exactly
+# when a window opens (their end follows the clock), so it never fired for a new window.
+ON_WINDOW_OPEN = (dg.AutomationCondition.in_latest_time_window() & dg.AutomationCondition.missing()
+                  & ~dg.AutomationCondition.execution_failed() & _UPSTREAM_READY
+                  & ~dg.AutomationCondition.in_progress()).with_label("on_window_open")
 # The current window's ensemble re-runs when its fits complete or labels realize. Not "eager": earlier windows
 # that were never backfilled are missing deps, and must not stop today's ensemble; its own window's fits and the
 # latest day's labels and predictions must exist (a window that has just opened is fitted first).

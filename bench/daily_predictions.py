@@ -48,7 +48,7 @@ import torch
 t2 = time.perf_counter()
 settings, window, day = Settings(), date.fromisoformat(sys.argv[1]), date.fromisoformat(sys.argv[2])
 warehouse = Warehouse(settings.warehouse_path)
-models, missing = daily.load_models(settings.home, window)
+models, missing = daily.load_models(settings.models_home, window)
 t3 = time.perf_counter()
 panel = daily.load_day_panel(warehouse, window, day)
 t4 = time.perf_counter()

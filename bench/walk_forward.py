@@ -140,10 +140,21 @@ def available_models(names: list[str], seed: int) -> tuple[list[str], list[str]]
     return ready, notes
 
 
+def warm_up(names: list[str]) -> None:
+    """Load what a process loads once, not per window: the model modules (``available_models``) and torch's
+    deterministic-algorithms machinery, which its first use imports (seconds)."""
+    if any(model_entry(name)[0] == "deep" for name in names):
+        from quant_assets.lib.models.deep import torch_session
+
+        with torch_session(0):
+            pass
+
+
 def time_models(warehouse: Warehouse, all_plans: list[list[WindowPlan]], names: list[str], seed: int) -> bool:
     ready, notes = available_models(names, seed)
     for note in notes:
         print(f"  note: {note}")
+    warm_up(ready)
     panels = []
     for plans in all_plans:
         panels.append(load_panel(warehouse, *panel_span(plans)))

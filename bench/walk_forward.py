@@ -254,12 +254,10 @@ def comparison_windows(eq: pd.DataFrame, frame: pd.DataFrame, all_plans: list[li
     return out
 
 
-def booster_params(eq: pd.DataFrame, window: Window, seed: int) -> list[dict]:
-    """The sklearn parameters of our fitted boosters, one per quantile level (read back, not restated)."""
-    features = eq.drop(columns=[c for c in LABEL_COLUMNS if c in eq.columns])
-    train = features[window.mask].iloc[:2000].assign(**{TARGET: eq.loc[window.mask, f"fwd_{HORIZON}"].iloc[:2000]})
-    model = make_model("lightgbm", horizon=HORIZON, seed=seed).fit(train)
-    return [booster.get_params() for booster in model.models_]
+def booster_params(seed: int) -> list[dict]:
+    """The scikit-learn parameters of our boosters, one per quantile level, as the forecaster builds them."""
+    model = make_model("lightgbm", horizon=HORIZON, seed=seed)
+    return [model.booster_params(level) for level in QUANTILE_LEVELS]
 
 
 def ours(eq: pd.DataFrame, window: Window, seed: int, q50_only: bool, params: dict) -> pd.DataFrame:
@@ -412,11 +410,11 @@ def compare_mlforecast(warehouse: Warehouse, all_plans: list[list[WindowPlan]], 
     eq, frame = equity_panel(warehouse, all_plans)
     windows = comparison_windows(eq, frame, all_plans)
     sessions = np.sort(eq["date"].unique())
-    params = booster_params(eq, windows[0], seed)
+    params = booster_params(seed)
     print(f"  mlforecast {mlforecast.__version__}; equities {eq['symbol'].nunique()}; horizon {HORIZON} "
           f"({STEPS} sessions); features {frame.shape[1] - 3} dynamic exogenous columns, no lags of its own")
     p = params[Q50]
-    print(f"  booster parameters (ours, read back): objective={p['objective']} alpha={p['alpha']} "
+    print(f"  booster parameters (ours): objective={p['objective']} alpha={p['alpha']} "
           f"n_estimators={p['n_estimators']} learning_rate={p['learning_rate']} num_leaves={p['num_leaves']} "
           f"min_child_samples={p['min_child_samples']} subsample={p['subsample']} colsample_bytree="
           f"{p['colsample_bytree']} max_bin={p['max_bin']} n_jobs={p['n_jobs']} seed={p['random_state']}")

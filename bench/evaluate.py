@@ -16,7 +16,7 @@ Reports per horizon, for equities and the (synthetic) crypto separately:
 and for the decisions: log growth, Sharpe and maximum drawdown of each strategy; and the wall time.
 
 Run: ``nice -n 10 .venv/bin/python bench/evaluate.py --home /tmp/eval --windows 2019-01-01..2022-12-01``.
-``--report-only`` re-reads a finished (or partial) home and prints the figures.
+``--report-only`` re-reads a finished (or partial, even one still being filled) home and prints the figures.
 """
 
 from __future__ import annotations
@@ -103,10 +103,16 @@ class Ensembles:
     ensemble learns from the earlier windows' predictions whose labels ended before it, so it needs them all,
     and this way they are built while later windows fit instead of after the last one."""
 
-    def __init__(self, home: Path, windows, models: list[str]) -> None:
+    def __init__(self, home: Path, windows, models: list[str], *, reuse: bool = False) -> None:
+        """``reuse``: count the windows whose ensemble is stored as built (a report on a home another run is
+        filling: that run built each one after the windows before it were fitted)."""
         self.warehouse = Warehouse(home / "warehouse.duckdb")
         self.windows, self.models = [start for start, _ in windows], models
-        self.built: list[date] = []
+        stored = set()
+        if reuse and self.warehouse.table_exists("forecasts.ensemble"):
+            stored = {w.date() for w in self.warehouse.query(
+                "SELECT DISTINCT window_start FROM forecasts.ensemble")["window_start"]}
+        self.built: list[date] = [start for start in self.windows if start in stored]
         self.seconds = 0.0
 
     def build_ready(self) -> None:
@@ -213,7 +219,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="windows fitted side by side (processes)")
     parser.add_argument("--sizing-horizon", default="1m")
     parser.add_argument("--report-only", action="store_true",
-                        help="fit nothing: build the ensembles of the fitted windows and print the figures")
+                        help="fit nothing: build the ensembles of the fitted windows not stored yet and print the "
+                             "figures (works on a home another run is still filling)")
     args = parser.parse_args()
     windows = parse_windows(args.windows)
     home = args.home.resolve()
@@ -224,7 +231,7 @@ def main() -> int:
           flush=True)
     warehouse = Warehouse(home / "warehouse.duckdb")
     timings = {}
-    built = Ensembles(home, windows, models)
+    built = Ensembles(home, windows, models, reuse=args.report_only)
     if not args.report_only:
         if not warehouse.table_exists("features.features"):
             timings["warehouse"] = build_warehouse(home, None)

@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from quant_assets.settings import get_settings
@@ -91,25 +93,31 @@ def _worker_start(one_thread: bool) -> None:
     threadpool_limits(1)
 
 
-def _side_by_side(calls: list[tuple], one_thread: bool = False) -> list[float]:
-    """``_run(*call)`` for each call in spawned processes, one per core (forking a process that already runs
-    Dagster threads is not safe). Ctrl-C kills them all at once: Dagster holds SIGINT and SIGTERM until its
-    step ends, which in a twenty-year load or a window's fits would keep the demo running for minutes. The
-    warehouse is safe to kill mid-write (a transaction is all there or not at all)."""
+def _side_by_side(calls: list[tuple], one_thread: bool = False, function=None) -> list:
+    """``function(*call)`` (default ``_run``) for each call in spawned processes, one per core (forking a process
+    that already runs Dagster threads is not safe). Ctrl-C kills them all at once: Dagster holds SIGINT and SIGTERM
+    until its step ends, which in a twenty-year load or a window's fits would keep the demo running for minutes. A
+    worker that dies (killed from outside, out of memory) stops the demo with its name instead of leaving it waiting
+    for ever. The warehouse is safe to kill mid-write (a transaction is all there or not at all)."""
     workers = max(1, min(len(calls), os.cpu_count() or 1))
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_start, initargs=(one_thread,))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
+                               initargs=(one_thread,))
     try:
-        pending = pool.starmap_async(_run, calls)
+        futures = [pool.submit(function or _run, *call) for call in calls]
         # A blocking wait would not see Ctrl-C when the signal lands on another thread; a timed one wakes to it.
-        while not pending.ready():
-            pending.wait(0.5)
-        return pending.get()
+        while wait(futures, timeout=0.5).not_done:
+            pass
+        for call, future in zip(calls, futures):
+            if isinstance(future.exception(), BrokenProcessPool):
+                raise RuntimeError(f"demo: a worker process died while running {call} (killed from outside, or out "
+                                   "of memory); what was stored is intact: run the demo again")
+        return [future.result() for future in futures]
     except BaseException:
         for child in multiprocessing.active_children():
             child.kill()
         raise
     finally:
-        pool.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _backfill_windows(windows: list[str]) -> None:

@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         return self.home / "mlflow-artifacts"
 
     @property
+    def models_home(self):
+        """Where the fitted models live (under ``models/``): QUANT_HOME on one machine; in the cluster profile the
+        object store (a ``UPath`` with its endpoint), which the workers that fit and the host that predicts share."""
+        if self.profile != "cluster":
+            return self.home
+        from upath import UPath
+
+        return UPath(self.object_store, **({"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
+                                           if self.s3_endpoint_url else {}))
+
+    @property
     def uses_files(self) -> bool:
         return self.provider == "file" or self.prices_file is not None
 

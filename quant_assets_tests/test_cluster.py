@@ -51,6 +51,11 @@ def test_one_window_through_the_cluster_equals_one_machine(quant_home, tmp_path,
     expected |= {f"fit_{m}/{window}/{t}.parquet" for m in ALL_FITS for t in ("forecasts.predictions", "forecasts.fits", "forecasts.scores")}
     assert set(seen["parquet"]) == expected
 
+    # The fitted models are on the object store too, where the warehouse's host reads them for the daily step.
+    assert {path.split("/")[2] for path in seen["models"]} == set(ALL_FITS)
+    assert not (cluster_home / "models").exists()
+    assert f"rows from models in s3://{BUCKET}/warehouse" in (tmp_path / "demo.log").read_text()
+
     # MLflow: one run per fold in the server's PostgreSQL store, the models as artifacts on the object store.
     assert seen["mlflow_windows"] == [window] and seen["mlflow_models"] == sorted(ALL_FITS)
     assert seen["artifact_uris"] == ["mlflow-artifacts"]
@@ -90,13 +95,14 @@ from quant_assets.settings import get_settings
 settings = get_settings()
 fs = filesystem(settings.s3_endpoint_url)
 parquet = sorted(p.split("/", 2)[2] for p in fs.find("{BUCKET}/warehouse") if p.endswith(".parquet"))
+models = sorted(p.split("/", 2)[2] for p in fs.find("{BUCKET}/warehouse/models"))
 artifacts = sorted(p.split("/", 1)[1] for p in fs.find("{BUCKET}/mlflow"))
 runs = mlflow.search_runs(experiment_names=["walk_forward"], output_format="list")
 with DagsterInstance.get() as instance:
     engine = [r.event_log_entry.dagster_event.message for r in instance.get_event_records(
         EventRecordsFilter(event_type=DagsterEventType.ENGINE_EVENT), limit=500)]
     storage = type(instance.run_storage).__name__
-print(json.dumps({{"parquet": parquet, "artifacts": artifacts, "storage": storage,
+print(json.dumps({{"parquet": parquet, "models": models, "artifacts": artifacts, "storage": storage,
                   "mlflow_windows": sorted({{r.data.tags["window"] for r in runs}}),
                   "mlflow_models": sorted({{r.data.tags["model"] for r in runs}}),
                   "artifact_uris": sorted({{r.info.artifact_uri.split(":")[0] for r in runs}}),

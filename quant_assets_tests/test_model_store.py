@@ -102,3 +102,48 @@ def test_a_day_without_rows_predicts_nothing(panel, stored):
     models, _ = load_models(home, WINDOW, ["ridge"])
     saturday = date(2018, 6, 9)
     assert predict_day(models, panel.drop(columns=[TARGET]), WINDOW, saturday).empty
+
+
+@pytest.fixture
+def object_store(monkeypatch):
+    """moto's S3 server in a thread with a bucket, and the cluster profile's settings pointing at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from quant_assets.deploy.services import LOCAL_S3_CREDENTIALS, free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for name, value in {**LOCAL_S3_CREDENTIALS, "QUANT_PROFILE": "cluster", "QUANT_OBJECT_STORE": "s3://fits/store",
+                        "QUANT_S3_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="fits")
+    yield boto3.client("s3", endpoint_url=endpoint)
+    server.stop()
+
+
+def test_the_cluster_profile_keeps_the_models_on_the_object_store(panel, stored, object_store, quant_home):
+    """Where a worker on one host fits and the warehouse's host predicts the day: the models go through the S3
+    API, a second fit replaces the first, and what is loaded back predicts as the fitted models do."""
+    from quant_assets.settings import Settings
+
+    _, fitted = stored
+    home = Settings().models_home
+    save_window_models(home, WINDOW, "ridge", {**fitted["ridge"], "1w": fitted["ridge"]["1m"]})
+    save_window_models(home, WINDOW, "ridge", fitted["ridge"])
+    save_window_models(home, WINDOW, "gru", fitted["gru"])
+
+    keys = sorted(o["Key"] for o in object_store.list_objects_v2(Bucket="fits")["Contents"])
+    ridge = [k for k in keys if k.startswith(f"store/models/{WINDOW}/ridge/")]
+    assert len(ridge) == 1 + len(HORIZONS)  # the pointer and one fit's files: the first fit is gone
+    assert not (quant_home / "models").exists()
+
+    models, missing = load_models(Settings().models_home, WINDOW, ["ridge", "gru", "lightgbm"])
+    assert sorted(models) == ["gru", "ridge"] and missing == ["lightgbm"]
+    features = panel.drop(columns=[TARGET])
+    for name in ("ridge", "gru"):
+        for horizon, model in fitted[name].items():
+            expected = model.predict(features)[list(DISTRIBUTION_COLUMNS)].to_numpy()
+            assert np.abs(models[name][horizon].predict(features)[list(DISTRIBUTION_COLUMNS)].to_numpy() - expected).max() == 0.0

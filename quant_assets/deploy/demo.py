@@ -238,9 +238,30 @@ def _stage_main(name: str, windows: list[str]) -> None:
     if name == "single":
         for window in windows:
             demo._run("walk_forward", window)
+    _predict_latest_day(demo)
     for window in windows:
         demo._run("ensemble", window)
     demo._run("projections", get_settings().clock_today.isoformat())
+
+
+def _predict_latest_day(demo) -> None:
+    """The daily step on the last day: in the cluster profile it predicts with the models the workers stored on the
+    object store, so its rows (replacing the fit's own for that day) are compared with one machine's."""
+    import dagster as dg
+
+    from quant_assets.defs.walk_forward.daily import DAILY_PREDICTIONS_KEY
+    from quant_assets.definitions import defs
+    from quant_assets.settings import get_settings
+
+    settings = get_settings()
+    result = dg.materialize([defs.get_assets_def(DAILY_PREDICTIONS_KEY)], partition_key=settings.clock_today.isoformat(),
+                            resources=defs.resources, instance=demo._instance(settings), run_config=demo.QUIET)
+    metadata = result.asset_materializations_for_node(DAILY_PREDICTIONS_KEY.path[-1])[0].metadata
+    if "note" in metadata or not metadata["dagster/row_count"].value:
+        raise RuntimeError(f"cluster demo: the daily step on {settings.clock_today} predicted "
+                           f"{metadata['dagster/row_count'].value} rows; {metadata.get('note', '')}")
+    print(f"daily predictions {settings.clock_today}: {metadata['dagster/row_count'].value} rows from models in "
+          f"{settings.models_home}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

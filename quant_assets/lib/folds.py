@@ -95,8 +95,9 @@ def fit_and_store(warehouse: Warehouse, settings, model_name: str, window_start:
     panel = load_panel(warehouse, *panel_span(plans))
     result = run_fold(model_name, plans, panel, seed=settings.seed)
     fits = result.fits
-    # The models stay on disk for the daily step, which predicts each new day of the window with them.
-    stored = save_window_models(settings.home, window_start, model_name, result.models)
+    # The models are kept (QUANT_HOME, or the object store in the cluster profile) for the daily step, which
+    # predicts each new day of the window with them.
+    stored = save_window_models(settings.models_home, window_start, model_name, result.models)
     params = {**next(iter(result.models.values())).params(), "model": model_name,
               "eval_interval": f"[{plans[0].window_start}, {plans[0].window_end})",
               **{f"train_interval_{p.horizon}": f"[{p.train_start}, labels ending before {p.train_end})" for p in plans},

@@ -43,7 +43,7 @@ def build_daily_prediction_defs(windows_partitions: dg.TimeWindowPartitionsDefin
             return dg.MaterializeResult(metadata={"dagster/row_count": 0, "day": str(day),
                                                   "note": f"no walk-forward window contains {day}"})
         window_start = windows_partitions.start_time_for_partition_key(window).date()
-        summary = predict_and_store_day(warehouse.get(), settings.get().home, window_start, day)
+        summary = predict_and_store_day(warehouse.get(), settings.get().models_home, window_start, day)
         if "note" in summary:
             context.log.warning(summary["note"])
         return dg.MaterializeResult(metadata=as_dagster_metadata(summary))

@@ -4,7 +4,8 @@ Builds (or reuses) its own QUANT_HOME with the sample's market and features asse
 functions (no Dagster run per window, no MLflow): plans every window, fits the nine models and the random-walk
 reference per window (``--workers`` processes, one window each, one BLAS thread each; windows already fitted are
 skipped, so an interrupted run resumes), builds the ensembles in window order (each learns only from labels
-that ended before it), and runs the decision backtest.
+that ended before it; each as soon as its window and every earlier one are fitted, while later windows fit), and
+runs the decision backtest.
 
 Reports per horizon, for equities and the (synthetic) crypto separately:
   - mean cross-sectional rank IC of the ensemble mean, with a Newey-West t-statistic (HAC lags = the horizon's
@@ -15,7 +16,7 @@ Reports per horizon, for equities and the (synthetic) crypto separately:
 and for the decisions: log growth, Sharpe and maximum drawdown of each strategy; and the wall time.
 
 Run: ``nice -n 10 .venv/bin/python bench/evaluate.py --home /tmp/eval --windows 2019-01-01..2022-12-01``.
-``--report-only`` re-reads a finished (or partial) home and prints the figures.
+``--report-only`` re-reads a finished (or partial, even one still being filled) home and prints the figures.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def fitted_windows(warehouse: Warehouse, models: list[str]) -> set[str]:
     return {str(w.date()) for w, n in zip(done["window_start"], done["n"]) if n >= len(models)}
 
 
-def backfill(home: Path, windows, models: list[str], workers: int) -> pd.DataFrame:
+def backfill(home: Path, windows, models: list[str], workers: int, on_fitted=None) -> pd.DataFrame:
+    """Fit the windows not yet fitted, ``workers`` at a time; ``on_fitted()`` runs here after each one."""
     warehouse = Warehouse(home / "warehouse.duckdb")
     done = fitted_windows(warehouse, models)
     todo = [(s, e) for s, e in windows if str(s) not in done]
@@ -91,17 +93,53 @@ def backfill(home: Path, windows, models: list[str], workers: int) -> pd.DataFra
             start, seconds, per_model = future.result()
             rows.append({"window_start": start, "seconds": seconds, **per_model})
             print(f"    window {start}: {seconds:6.1f} s  ({load_note()})", flush=True)
+            if on_fitted is not None:
+                on_fitted()
     return pd.DataFrame(rows)
 
 
-def ensembles(home: Path, windows) -> float:
-    from quant_assets.lib.meta import ensemble_window
+class Ensembles:
+    """The ensembles of the windows, in order, each as soon as it and every window before it are fitted: an
+    ensemble learns from the earlier windows' predictions whose labels ended before it, so it needs them all,
+    and this way they are built while later windows fit instead of after the last one."""
 
-    warehouse = Warehouse(home / "warehouse.duckdb")
-    started = time.perf_counter()
-    for start, _ in windows:
-        ensemble_window(warehouse, start)
-    return time.perf_counter() - started
+    def __init__(self, home: Path, windows, models: list[str], *, reuse: bool = False) -> None:
+        """``reuse``: count the windows whose ensemble is stored as built (a report on a home another run is
+        filling: that run built each one after the windows before it were fitted)."""
+        self.warehouse = Warehouse(home / "warehouse.duckdb")
+        self.windows, self.models = [start for start, _ in windows], models
+        stored = set()
+        if reuse and self.warehouse.table_exists("forecasts.ensemble"):
+            stored = {w.date() for w in self.warehouse.query(
+                "SELECT DISTINCT window_start FROM forecasts.ensemble")["window_start"]}
+        self.built: list[date] = [start for start in self.windows if start in stored]
+        self.seconds = 0.0
+
+    def build_ready(self) -> None:
+        """Build the next ensembles whose windows, and all before them, are fitted."""
+        from quant_assets.lib.meta import ensemble_window
+
+        fitted = fitted_windows(self.warehouse, self.models)
+        for start in self.windows[len(self.built):]:
+            if str(start) not in fitted:
+                return
+            began = time.perf_counter()
+            ensemble_window(self.warehouse, start)
+            self.seconds += time.perf_counter() - began
+            self.built.append(start)
+            print(f"    ensemble {start} built ({len(self.built)} of {len(self.windows)})", flush=True)
+
+    def build_rest(self) -> None:
+        """The fitted windows not built yet (a window missing from a partial run leaves a gap), in order."""
+        from quant_assets.lib.meta import ensemble_window
+
+        fitted = fitted_windows(self.warehouse, self.models)
+        for start in self.windows:
+            if start not in self.built and str(start) in fitted:
+                began = time.perf_counter()
+                ensemble_window(self.warehouse, start)
+                self.seconds += time.perf_counter() - began
+                self.built.append(start)
 
 
 # ---------------------------------------------------------------- figures
@@ -159,6 +197,7 @@ def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
             "brier_const": float(np.mean((up.mean() - up) ** 2)),
             "auc_conf": auc(group["confidence"].to_numpy(), hit),
             "beats_rw_share": float(group["beats_reference"].mean()) if "beats_reference" in group else np.nan,
+            **{f"skill {model}": skill for model, skill in per_model.drop(BASELINE, errors="ignore").items()},
         })
     order = {h.label: i for i, h in enumerate(HORIZONS)}
     frame = pd.DataFrame(rows)
@@ -180,7 +219,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="windows fitted side by side (processes)")
     parser.add_argument("--sizing-horizon", default="1m")
     parser.add_argument("--report-only", action="store_true",
-                        help="fit nothing: build the ensembles of the fitted windows and print the figures")
+                        help="fit nothing: build the ensembles of the fitted windows not stored yet and print the "
+                             "figures (works on a home another run is still filling)")
     args = parser.parse_args()
     windows = parse_windows(args.windows)
     home = args.home.resolve()
@@ -191,26 +231,36 @@ def main() -> int:
           flush=True)
     warehouse = Warehouse(home / "warehouse.duckdb")
     timings = {}
+    built = Ensembles(home, windows, models, reuse=args.report_only)
     if not args.report_only:
         if not warehouse.table_exists("features.features"):
             timings["warehouse"] = build_warehouse(home, None)
             print(f"  sample warehouse built in {timings['warehouse']:.0f} s", flush=True)
         began = time.perf_counter()
-        fits = backfill(home, windows, models, args.workers)
-        timings["fits"] = time.perf_counter() - began
+        built.build_ready()
+        fits = backfill(home, windows, models, args.workers, on_fitted=built.build_ready)
+        timings["fits (ensembles built meanwhile)"] = time.perf_counter() - began
         if len(fits):
             per_model = fits[models].mean().sort_values(ascending=False)
             print("  mean seconds per window and model (inside a worker, 2 side by side): "
                   + ", ".join(f"{m} {s:.1f}" for m, s in per_model.items()), flush=True)
             print(f"  mean seconds per window (all models): {fits['seconds'].mean():.1f}", flush=True)
-    # The ensembles of every fitted window, in order (a report on a partial run builds them for what is fitted).
-    timings["ensembles"] = ensembles(home, [w for w in windows if str(w[0]) in fitted_windows(warehouse, models)])
-    print(f"  ensembles built in {timings['ensembles']:.0f} s", flush=True)
+    # The ensembles of every fitted window not built yet, in order (a report on a partial run builds them for
+    # what is fitted).
+    began = time.perf_counter()
+    built.build_rest()
+    timings["ensembles after the fits"] = time.perf_counter() - began
+    print(f"  ensembles: {len(built.built)} built in {built.seconds:.0f} s "
+          f"({timings['ensembles after the fits']:.0f} s of it after the fits)", flush=True)
     done = sorted(fitted_windows(warehouse, models))
     print(f"\nwindows fitted: {len(done)} ({done[0] if done else '-'} .. {done[-1] if done else '-'})")
     figures = forecast_figures(warehouse)
+    skills = [c for c in figures.columns if c.startswith("skill ")]
     print("\nforecasts (ensemble; CRPS skill and coverage on rows with realized labels):")
-    print(figures.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(figures.drop(columns=skills).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nCRPS skill of each model against the random walk (the ensemble's rows):")
+    print(figures[["class", "horizon", *skills]].rename(columns=lambda c: c.removeprefix("skill "))
+          .to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
     began = time.perf_counter()
     table, summary = decision_figures(warehouse, args.sizing_horizon)
     timings["backtest"] = time.perf_counter() - began

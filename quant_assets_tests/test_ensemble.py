@@ -368,3 +368,20 @@ def test_a_horizon_without_history_borrows_the_shorter_horizons_widening_never_a
     wide = history_windows(14, n_windows=2, n_dates=300, models=("underconfident",))
     shrink = fit_recalibration(wide, horizons=["1w", "1m"])
     assert shrink.adjustments["1w"]["q90"] < 0 and all(v == 0.0 for v in shrink.adjustments["1m"].values())
+
+
+def test_cross_fitted_stacks_laid_out_once_equal_the_stacks_refitted_on_each_fold():
+    """The out-of-fold stacks lay one horizon's history out once and drop a block's rows; that must be the stack
+    fitted from scratch on the history without the block (same rows, order, outcomes, weights)."""
+    from quant_assets.lib.ensemble import _stack, _StackRows
+
+    history = history_windows(5, n_windows=4, n_dates=60)
+    history = history.drop(history.index[::17])  # some keys lack a model: incomplete rows drop out alike
+    models = ["good", "climatology", "biased"]
+    laid_out = _StackRows.of(history, models, "1w", fold_key="window_start")
+    for block in np.array_split(np.sort(history["window_start"].unique()), 3):
+        refitted = _stack(history[~history["window_start"].isin(block)], models, "1w", 10.0, 5.0)
+        reused = _stack(history, models, "1w", 10.0, 5.0, rows=laid_out.without(block))
+        assert reused.rows == refitted.rows > 0
+        assert reused.n_eff == refitted.n_eff
+        assert reused.weights == refitted.weights

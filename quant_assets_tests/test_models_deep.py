@@ -150,6 +150,20 @@ def test_only_sequence_models_see_the_lagged_signal(panel, predictions):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_only_sequence_models_read_history(name, frame, fitted, predictions):
+    """The walk-forward predicts only the window's rows of a model that does not read history: the MLP gives
+    any subset of rows the values it gives them within the whole frame; the GRU and TCN read the past."""
+    assert fitted[name].reads_history == (name in SEQUENCE)
+    keep = (frame["date"] >= SPLIT).to_numpy() & (np.arange(len(frame)) % 3 == 0)
+    alone = fitted[name].predict(frame[keep]).reset_index(drop=True)
+    within = predictions[name][keep].reset_index(drop=True)
+    if name in SEQUENCE:
+        assert not np.allclose(alone["mean"], within["mean"])
+    else:
+        pd.testing.assert_frame_equal(alone, within)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_seeded_determinism_and_torch_state_restored(name, frame, predictions):
     train = frame[frame["date"] < SPLIT]
     torch.manual_seed(1234)

@@ -264,3 +264,43 @@ def test_garch_pools_all_symbols_when_none_fits_alone(garch_series):
     assert np.isfinite(out[list(DISTRIBUTION_COLUMNS)].to_numpy()).all()
     with pytest.raises(ValueError, match="only 600 training returns"):
         GarchForecaster(horizon="1w", min_obs=700).fit(frame)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_row_wise_models_predict_any_subset_alike(name, panel, fitted, predictions):
+    """``reads_history = False`` lets the walk-forward predict only the window's rows: such a model must give
+    those rows the same distribution as when it predicts them within the whole frame. GARCH and the baseline
+    read each symbol's past, so they say so."""
+    assert fitted[name].reads_history == (name in ("garch", "baseline"))
+    keep = (panel["date"] >= SPLIT).to_numpy() & (np.arange(len(panel)) % 3 == 0)
+    alone = fitted[name].predict(panel[keep]).reset_index(drop=True)
+    within = predictions[name][keep].reset_index(drop=True)
+    if fitted[name].reads_history:
+        assert not np.allclose(alone["std"], within["std"])
+    else:
+        pd.testing.assert_frame_equal(alone, within)
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.5, 0.9])
+def test_quantile_regression_solves_the_linear_program(tau):
+    """The Frisch-Newton solver against HiGHS on the primal LP ``min tau 1'u + (1 - tau) 1'v, Xb + u - v = y``."""
+    from scipy.optimize import linprog
+
+    from quant_assets.lib.models.quantreg import quantile_regression
+
+    rng = np.random.default_rng(11)
+    n, p = 400, 6
+    design = np.column_stack([np.ones(n), rng.standard_normal((n, p - 1))])
+    y = design @ rng.standard_normal(p) * 0.1 + 0.05 * rng.standard_t(4, n)
+    coef, steps, converged = quantile_regression(design, y, tau)
+    lp = linprog(np.r_[np.zeros(p), np.full(n, tau), np.full(n, 1 - tau)],
+                 A_eq=np.hstack([design, np.eye(n), -np.eye(n)]), b_eq=y,
+                 bounds=[(None, None)] * p + [(0, None)] * (2 * n), method="highs")
+
+    def check_loss(b):
+        r = y - design @ b
+        return np.sum(np.where(r >= 0, tau * r, (tau - 1) * r))
+
+    assert converged and steps < 50
+    assert check_loss(coef) == pytest.approx(lp.fun, rel=1e-6)
+    np.testing.assert_allclose(coef, lp.x[:p], atol=1e-5)

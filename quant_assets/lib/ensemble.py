@@ -595,11 +595,13 @@ def _out_of_fold(history: pd.DataFrame, members: dict[str, list[str]], horizons,
         return _attach_realized(combine(history, {}), history), key, []
     values = np.sort(history[key].unique())
     blocks = [b for b in np.array_split(values, min(CROSS_FIT_FOLDS, len(values))) if len(b)]
+    # Laid out once per horizon; each fold's training rows are those outside its block.
+    laid_out = {h: _StackRows.of(history, members[h], h, fold_key=key) for h in horizons}
     parts = []
     for block in blocks:
         inside = history[key].isin(block).to_numpy()
-        train = history[~inside]
-        weights = {h: _stack(train, members[h], h, shrinkage, min_rows, prior).weights for h in horizons}
+        weights = {h: _stack(history, members[h], h, shrinkage, min_rows, prior, rows=laid_out[h].without(block)).weights
+                   for h in horizons}
         parts.append(combine(history[inside], {h: {m: w.get(m, 0.0) for m in history["model"].unique()}
                                                for h, w in weights.items()}))
     return _attach_realized(pd.concat(parts, ignore_index=True), history), key, blocks
@@ -724,22 +726,46 @@ class _Stack:
     fallback: str
 
 
-def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: float, min_rows: float,
-           prior: Mapping[str, float] | None = None) -> _Stack:
-    """CRPS-optimal simplex weights for one horizon, shrunk toward ``prior`` (equal weights by default)."""
-    m = len(models)
-    target = np.array([float((prior or {}).get(name, 0.0)) for name in models]) if prior else np.full(m, 1.0 / m)
-    target = target / target.sum() if target.sum() > 0 else np.full(m, 1.0 / m)
-    start = {name: float(x) for name, x in zip(models, target)}
-    rows = history[(history["horizon"] == horizon) & history["model"].isin(models)]
-    n, q, y = 0, None, None
-    if not rows.empty:
+@dataclass
+class _StackRows:
+    """One horizon's history with its members side by side: the rows (keys) where every member has all its
+    quantiles, their sorted quantiles (n x M x K), outcome, date and fold-key value."""
+
+    q: np.ndarray
+    y: np.ndarray
+    dates: np.ndarray
+    folds: pd.Index | None
+
+    @classmethod
+    def of(cls, history: pd.DataFrame, models: list[str], horizon: str, fold_key: str | None = None) -> "_StackRows":
+        rows = history[(history["horizon"] == horizon) & history["model"].isin(models)]
+        if rows.empty:
+            empty = np.zeros((0, len(models), len(QUANTILE_COLUMNS)))
+            return cls(empty, np.zeros(0), np.zeros(0, dtype="datetime64[ns]"), pd.Index([]) if fold_key else None)
         index, values = _wide(rows, models, QUANTILE_COLUMNS)
         complete = np.all(np.isfinite(values), axis=(1, 2))
         realized = rows.drop_duplicates(_keys(rows)).set_index(_keys(rows))["realized"]
         y = realized.reindex(index).to_numpy(dtype="float64")[complete]
-        q, n = np.sort(values[complete], axis=2), int(complete.sum())
-    n_eff = effective_rows(index.get_level_values("date")[complete], y, horizon) if n else 0.0
+        folds = index.get_level_values(fold_key)[complete] if fold_key else None
+        return cls(np.sort(values[complete], axis=2), y, np.asarray(index.get_level_values("date")[complete]), folds)
+
+    def without(self, block) -> "_StackRows":
+        """The rows whose fold-key value is not in ``block``: what ``of`` gives on the history without them."""
+        keep = ~self.folds.isin(block)
+        return _StackRows(self.q[keep], self.y[keep], self.dates[keep], self.folds[keep])
+
+
+def _stack(history: pd.DataFrame, models: list[str], horizon: str, shrinkage: float, min_rows: float,
+           prior: Mapping[str, float] | None = None, rows: _StackRows | None = None) -> _Stack:
+    """CRPS-optimal simplex weights for one horizon, shrunk toward ``prior`` (equal weights by default).
+    ``rows``, when given, are the history's ``_StackRows`` for these models and horizon, already laid out."""
+    m = len(models)
+    target = np.array([float((prior or {}).get(name, 0.0)) for name in models]) if prior else np.full(m, 1.0 / m)
+    target = target / target.sum() if target.sum() > 0 else np.full(m, 1.0 / m)
+    start = {name: float(x) for name, x in zip(models, target)}
+    rows = _StackRows.of(history, models, horizon) if rows is None else rows
+    q, y, n = rows.q, rows.y, len(rows.y)
+    n_eff = effective_rows(rows.dates, y, horizon) if n else 0.0
     if m == 1:
         return _Stack(start, None, 1.0, n, n_eff, None, None, "a single model")
     if n_eff < min_rows:

@@ -109,10 +109,11 @@ def window_context(panel: pd.DataFrame, plan: WindowPlan) -> tuple[pd.DataFrame,
 def predict_rows(model: Forecaster, context: pd.DataFrame, keep: np.ndarray, panel: pd.DataFrame,
                  window_start: date, model_name: str) -> pd.DataFrame:
     """The prediction rows of ``model`` for the rows of ``context`` flagged by ``keep``, with the labels of
-    ``panel`` as they stand (``realized``, ``label_end``); the whole context is predicted, as a fit does,
-    because GARCH, the sequence models and the baseline read each row's history from it."""
+    ``panel`` as they stand (``realized``, ``label_end``). A model that reads history (GARCH, the sequence
+    models, the baseline) predicts the whole context, as a fit does, and reads each row's past from it; a
+    row-wise model predicts the kept rows alone (the same values, a fraction of the work)."""
     h = model.horizon.label
-    predicted = model.predict(context)[keep]
+    predicted = model.predict(context)[keep] if model.reads_history else model.predict(context[keep])
     labels = panel.loc[panel.index.isin(context.index[keep]), ["symbol", "date", f"fwd_{h}", f"end_{h}"]]
     predicted = predicted.merge(labels, on=["symbol", "date"], how="left").rename(
         columns={f"fwd_{h}": "realized", f"end_{h}": "label_end"}

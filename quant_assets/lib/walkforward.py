@@ -231,7 +231,7 @@ def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
 
 def _datetimes(values: pd.Series, name: str, column: str) -> pd.Series:
     try:
-        out = pd.to_datetime(values)
+        out = pd.to_datetime(values, cache=False)  # the cache's uniqueness probe costs more than it saves here
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name}.{column} holds values that are not dates: {exc}") from exc
     if getattr(out.dt, "tz", None) is not None:

@@ -128,6 +128,9 @@ class Forecaster(ABC):
     name: str = "forecaster"
     family: str = "statistical"
     kind: str = "python"
+    # Whether a row's prediction reads earlier rows of its symbol in the frame (GARCH filtering, sequence
+    # models, trailing baselines); a row-wise model predicts each row from its own features alone.
+    reads_history: bool = True
 
     def __init__(self, horizon: str, seed: int = 0) -> None:
         if horizon not in HORIZON_BY_LABEL:

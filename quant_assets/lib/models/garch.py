@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 from arch import arch_model
+from arch.univariate import base as arch_base
 
 from quant_assets.lib.models.base import (
     Forecaster,
@@ -179,10 +182,29 @@ class GarchForecaster(Forecaster):
         return {**super().params(), "min_obs": self.min_obs, "mean": "AR(1)", "vol": "GARCH(1,1)", "dist": "t"}
 
 
+def _linear_constraints(a: np.ndarray, b: np.ndarray) -> list[dict[str, object]]:
+    """arch's parameter constraints ``a @ params - b >= 0`` as one vector constraint with its Jacobian ``a``."""
+    if len(a) == 0:
+        return []
+    return [{"type": "ineq", "fun": lambda params, *args: a @ params - b, "jac": lambda params, *args: a}]
+
+
+@contextmanager
+def analytic_constraint_jacobian() -> Iterator[None]:
+    """arch hands SLSQP its linear constraints without a Jacobian, one function a row, so SciPy differentiates
+    each numerically at every step: two thirds of a fit's time. Within this block it gets them with theirs."""
+    original = arch_base.constraint
+    arch_base.constraint = _linear_constraints
+    try:
+        yield
+    finally:
+        arch_base.constraint = original
+
+
 def _fit_one(returns: np.ndarray) -> tuple[GarchParams | None, str]:
     """Maximum-likelihood AR(1)-GARCH(1,1)-t on percent returns; (params, '') or (None, reason)."""
     model = arch_model(returns, mean="AR", lags=1, vol="GARCH", p=1, q=1, dist="t", rescale=False)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), analytic_constraint_jacobian():
         # Convergence is judged below from the flag; the optimizer's own chatter is noise here.
         warnings.simplefilter("ignore")
         try:

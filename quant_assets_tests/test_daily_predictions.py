@@ -131,7 +131,9 @@ def _assert_same_rows(daily, fitted):
     merged = daily.merge(fitted, on=KEY, suffixes=("_daily", "_fit"))
     assert len(merged) == len(daily)
     for column in DISTRIBUTION_COLUMNS:
-        assert np.abs(merged[f"{column}_daily"] - merged[f"{column}_fit"]).max() <= 1e-12, column
+        # The torch models compute in float32: a day's batch and the fit's batch of the window round apart by up to
+        # float32's precision (about 1e-8 measured); every other model agrees to 1e-15.
+        assert np.abs(merged[f"{column}_daily"] - merged[f"{column}_fit"]).max() <= 1e-7, column
 
 
 @pytest.mark.parametrize("day", [DAY_BEFORE, SATURDAY])

@@ -92,7 +92,8 @@ def test_predict_day_equals_the_whole_context_prediction_of_that_day(panel, stor
             expected = whole[(whole["date"] == pd.Timestamp(day)).to_numpy()].sort_values("symbol")
             got = rows[(rows["model"] == name) & (rows["horizon"] == horizon)].sort_values("symbol")
             diff = np.abs(got[list(DISTRIBUTION_COLUMNS)].to_numpy() - expected[list(DISTRIBUTION_COLUMNS)].to_numpy())
-            assert diff.max() <= 1e-9, (name, horizon, diff.max())
+            # float32 for the torch models: batches of other shapes round apart within its precision.
+            assert diff.max() <= 1e-7, (name, horizon, diff.max())
     realized_1w = rows[(rows["horizon"] == "1w") & (rows["model"] == "ridge")].sort_values("symbol")["realized"].to_numpy()
     assert np.allclose(realized_1w, panel[panel["date"] == pd.Timestamp(day)].sort_values("symbol")[TARGET])
 

@@ -30,8 +30,8 @@ test: install web chromium cluster-services
 # The instance configuration (run queue, one run per core) from the checked-in template; `dagster dev` runs the
 # daemon, which starts the daily schedules, the automation sensor and the freshness sensor (all on by default).
 ui: install
-	mkdir -p $(QUANT_HOME)/dagster && sed "s/@CORES@/$$(nproc)/" dagster.yaml > $(QUANT_HOME)/dagster/dagster.yaml
-	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	mkdir -p $(QUANT_HOME)/dagster && sed "s/@CORES@/$$(nproc)/; s|@DAGSTER_HOME@|$(QUANT_HOME)/dagster|" dagster.yaml > $(QUANT_HOME)/dagster/dagster.yaml
+	DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true DAGSTER_EVENT_BATCH_SIZE=1000 DAGSTER_HOME=$(QUANT_HOME)/dagster $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 mlflow: install
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(QUANT_HOME)/mlflow.db

@@ -24,6 +24,7 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+
 def _is_keyed_asset_event(event: EventLogEntry) -> bool:
     return (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
             and event.get_dagster_event().asset_key is not None)

@@ -27,6 +27,12 @@ SINGLE_RUN_EVENTS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true", 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def instance_config(dagster_home: Path) -> str:
+    """The checked-in instance configuration for ``dagster_home``, as `make ui` writes it."""
+    template = (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+    return template.replace("@CORES@", str(os.cpu_count() or 1)).replace("@DAGSTER_HOME@", str(dagster_home))
+
+
 def _instance(settings):
     import dagster as dg
 
@@ -34,9 +40,7 @@ def _instance(settings):
     # The same instance configuration as `make ui` (run queue, one run per core), unless the user has one.
     config = settings.dagster_home / "dagster.yaml"
     if not config.exists():
-        template = (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
-        config.write_text(template.replace("@CORES@", str(os.cpu_count() or 1))
-                          .replace("@DAGSTER_HOME@", str(settings.dagster_home)))
+        config.write_text(instance_config(settings.dagster_home))
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     os.environ.update(SINGLE_RUN_EVENTS)
     return dg.DagsterInstance.get()

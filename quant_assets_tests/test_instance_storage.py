@@ -3,6 +3,7 @@ records the same materializations, partitions, asset records and tags as Dagster
 per-day materializations written as one batch, and a batch that fails leaves neither shard half-written."""
 
 import uuid
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -89,6 +90,14 @@ def test_the_demo_instance_stores_a_backfill_as_the_default_storage_does(instanc
     assert len(reference["indexed tags"]) == len(days)  # each materialization's data version
     for part in reference:
         assert batched[part] == reference[part], part
+
+    # A home written with the default storage reads the same through the checked-in configuration (`make ui`
+    # rewrites it on an existing demo home).
+    default_home = Path(default.root_directory)
+    (default_home / "dagster.yaml").write_text(demo.instance_config(default_home))
+    with dg.DagsterInstance.from_config(str(default_home)) as reopened:
+        assert isinstance(reopened.event_log_storage, BatchedSqliteEventLogStorage)
+        assert asset_state(reopened) == reference
 
 
 def test_a_batch_that_fails_midway_leaves_neither_shard_written(instances, tmp_path):

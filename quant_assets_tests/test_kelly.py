@@ -111,14 +111,16 @@ def test_sizing_honours_its_horizon_and_names_an_unknown_one():
         mean = np.array([0.01, 0.02, -0.01, 0.03]) * (i + 1)
         dist = gaussian_distribution(mean, np.full(4, 0.02 * (i + 1)))
         rows.append(dist.assign(symbol=symbols, horizon=h.label, confidence=[0.4 + 0.1 * i] * 3 + [0.9],
-                                sizing_mean=mean, mean_uncertainty=[0.0, 0.0, 0.0, 0.5 * (i + 1)]))
+                                sizing_mean=mean, mean_uncertainty=[0.0, 0.0, 0.0, 0.5 * (i + 1)],
+                                sizing_prior=-0.01 * (i + 1)))
     marginals = pd.concat(rows, ignore_index=True)
     residuals = pd.DataFrame(rng.normal(0, 0.01, (300, 4)), columns=symbols)
     decision = decide(marginals, residuals, None, SizingPolicy(horizon="3m", n_scenarios=4000, cap=0.2))
     at_3m = marginals[marginals["horizon"] == "3m"].set_index("symbol")
     assert decision.confidence == pytest.approx(at_3m["confidence"].to_dict())
-    # DDD's mean is pure noise (se 1.5 against a cross-section of means within 0.09): no evidence of a spread
-    # of true means beyond the noise, so it is shrunk to zero and not bet on despite its 0.9 confidence.
+    # DDD's mean is pure noise (se 1.5 against a cross-section of departures from the prior within 0.12): no
+    # evidence of a spread of true means beyond the noise, so it is shrunk to the prior (a loss at 3m here) and
+    # not bet on despite its 0.9 confidence.
     assert decision.shrinkage["DDD"] == 0.0 and decision.shrinkage["AAA"] == 1.0
     assert decision.expected_return["BBB"] == pytest.approx(np.expm1(0.06 + 0.5 * 0.06**2), rel=0.05)
     assert decision.eligible == ["AAA", "BBB"] and decision.kelly["CCC"] == decision.kelly["DDD"] == 0.0

@@ -60,7 +60,7 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
     scores = score_predictions(frame.assign(model=ENSEMBLE)).assign(window_start=window_start)
     with warehouse.writer() as con:
         ensure_columns(con, "forecasts.ensemble", {"sizing_mean": "DOUBLE", "mean_uncertainty": "DOUBLE",
-                                                   "beats_reference": "BOOLEAN"})
+                                                   "sizing_prior": "DOUBLE", "beats_reference": "BOOLEAN"})
         replace_in(con, "forecasts.ensemble", frame, {"window_start": window_start})
         replace_in(con, "forecasts.scores", scores, {"window_start": window_start, "model": ENSEMBLE})
     return {

@@ -11,6 +11,7 @@ from quant_assets.lib.ensemble import (
     FEATURE_COLUMNS,
     agreement_features,
     apply_recalibration,
+    build_class_ensembles,
     build_ensemble,
     combine,
     conformal_level,
@@ -433,3 +434,35 @@ def test_forecast_skill_is_the_clustered_slope_of_outcomes_on_forecasts_shrunk_b
     # Two years of 1y labels are two blocks: too few to trust any slope.
     short = forecast_skill(past, "1y")
     assert short["slope"] == 0.0 and short["blocks"] == 2 and "< 4" in short["reason"]
+
+
+def test_each_asset_class_gets_its_own_stack_and_its_own_verdict_against_the_reference():
+    rng = np.random.default_rng(41)
+    as_of = pd.Timestamp("2024-01-01")
+    classes = {"AAA": "equity", "BBB": "equity", "CCC": "crypto", "DDD": "crypto"}
+
+    def noise_on_crypto(frame):
+        """'good' knows the outcome's mean on equities; on crypto its mean is noise of the same spread."""
+        crypto = (frame["symbol"].isin(["CCC", "DDD"]) & (frame["model"] == "good")).to_numpy()
+        noise = gaussian_distribution(rng.normal(0.0, 0.7, crypto.sum()), np.ones(crypto.sum()))
+        frame.loc[crypto, list(noise.columns)] = noise.to_numpy()
+        return frame
+
+    current = noise_on_crypto(with_reference(synthetic_window(rng, as_of, 20, models=("good",)), rng))
+    history = history_windows(43, n_windows=3, n_dates=150, models=("good",))
+    history = pd.concat([noise_on_crypto(with_reference(w, rng)) for _, w in history.groupby("window_start")],
+                        ignore_index=True)
+    # Pooled, the equities' evidence carries crypto along: it is stacked on a member that is noise there.
+    pooled, _ = build_ensemble(current, history, as_of, segments=classes, reference="baseline")
+    assert pooled["beats_reference"].all()
+    frame, info = build_class_ensembles(current, history, as_of, classes, reference="baseline")
+    equity, crypto = info["equity"]["horizons"]["1w"], info["crypto"]["horizons"]["1w"]
+    assert equity["out_of_fold"]["beats"] and equity["weights"]["good"] > 0.5
+    assert not crypto["out_of_fold"]["beats"] and crypto["weights"]["baseline"] == 1.0
+    # Each class's rows are exactly that class's own ensemble.
+    alone, _ = build_ensemble(current[current["symbol"].isin(["CCC", "DDD"])], history[history["symbol"].isin(["CCC", "DDD"])],
+                              as_of, segments=classes, reference="baseline")
+    pd.testing.assert_frame_equal(frame[frame["symbol"].isin(["CCC", "DDD"])].reset_index(drop=True), alone)
+    assert frame["beats_reference"].groupby(frame["symbol"].map(classes)).all().to_dict() == {"crypto": False, "equity": True}
+    with pytest.raises(ValueError, match="^build_class_ensembles: no asset class for DDD$"):
+        build_class_ensembles(current, history, as_of, {k: v for k, v in classes.items() if k != "DDD"})

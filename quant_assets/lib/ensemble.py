@@ -528,6 +528,29 @@ def build_ensemble(
     return out[[*keys, *DISTRIBUTION_COLUMNS, "confidence", *SIZING_COLUMNS, *extras]], info
 
 
+def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFrame | None, as_of,
+                          classes: Mapping[str, str], **options) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """``build_ensemble`` once per asset class (``classes`` maps each symbol to its class): stacking weights, the
+    comparison with the reference, the recalibration, the confidence and the sizing skill are each the class's own.
+
+    Members' skill differs by class (on the sample, every model beats the random walk at 3m on equities and loses
+    to it on crypto), and stacking weights fitted on both classes pooled minimize a CRPS dominated by the class
+    with the larger errors (a crypto asset's is several times an equity's): equities would get crypto's weights.
+    Returns the rows of every class and, per class, ``build_ensemble``'s account."""
+    unknown = sorted(set(current_preds["symbol"]) - set(classes))
+    if unknown:
+        raise ValueError(f"build_class_ensembles: no asset class for {', '.join(unknown)}")
+    frames, info = [], {}
+    for name in sorted({classes[s] for s in current_preds["symbol"].unique()}):
+        members = [s for s, c in classes.items() if c == name]
+        history = None if history_preds is None else history_preds[history_preds["symbol"].isin(members)]
+        frame, info[name] = build_ensemble(current_preds[current_preds["symbol"].isin(members)], history, as_of,
+                                           segments=classes, **options)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True)
+    return combined.sort_values(_keys(combined), ignore_index=True), info
+
+
 SIZING_COLUMNS: tuple[str, ...] = ("sizing_mean", "mean_uncertainty", "sizing_prior", "beats_reference")
 
 

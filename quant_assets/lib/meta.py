@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from quant_assets.lib.ensemble import SIZING_COLUMNS, build_ensemble
+from quant_assets.lib.ensemble import SIZING_COLUMNS, build_class_ensembles
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.report import markdown_table
@@ -48,9 +48,9 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
         refreshed = refresh_outcomes(con)
     current, history = load_window_predictions(warehouse, window_start, models)
     classes = warehouse.query("SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY symbol")
-    combined, info = build_ensemble(current, history, as_of=window_start, reference=BASELINE,
-                                    segments=dict(zip(classes["symbol"], classes["asset_class"])),
-                                    reference_drift_days=training_days_per_symbol(warehouse, window_start))
+    combined, info = build_class_ensembles(current, history, window_start,
+                                           dict(zip(classes["symbol"], classes["asset_class"])), reference=BASELINE,
+                                           reference_drift_days=training_days_per_symbol(warehouse, window_start))
     outcomes = current.drop_duplicates(["symbol", "date", "horizon"])[["symbol", "date", "horizon", "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=["symbol", "date", "horizon"], how="left"

@@ -403,6 +403,14 @@ def test_the_sizing_prior_gives_every_symbol_of_a_class_the_same_arithmetic_retu
         # ...is every member's, so a member's log mean is lower by half its own variance.
         for r in rows.itertuples():
             assert r.prior == pytest.approx(arithmetic - r.std**2 / 2, abs=1e-15)
+    # With the classes' long-run daily growth: that times the horizon's sessions (equities) or days (crypto); a
+    # class without one keeps the reference's.
+    long_run = sizing_prior(frame, {"equity": 0.0005})
+    equity = (frame["segment"] == "equity").to_numpy()
+    np.testing.assert_allclose(long_run[equity], 0.0005 * 21 - frame["std"][equity] ** 2 / 2, atol=1e-15)
+    np.testing.assert_allclose(long_run[~equity], prior[~equity], atol=1e-15)
+    crypto_only = sizing_prior(frame, {"equity": 0.0005, "crypto": 0.001})
+    np.testing.assert_allclose(crypto_only[~equity], 0.001 * 30 - frame["std"][~equity] ** 2 / 2, atol=1e-15)
 
 
 def test_forecast_skill_is_the_clustered_slope_of_outcomes_on_forecasts_shrunk_by_its_noise():

@@ -71,8 +71,8 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
     weights at the policy's horizon over the symbols whose expected simple return is positive and whose
     probability of a gain (the confidence of an up call, one less that of a down call) passes the gate.
 
-    Before Kelly, each symbol's scenarios at the sizing horizon are shifted so their mean log return is the
-    sizing mean with its departure from the prior shrunk by its uncertainty (``kelly.shrink_expected_returns``):
+    Before Kelly, each symbol's scenarios at the sizing horizon are shifted so their mean gross return is that of
+    the sizing mean with its departure from the prior shrunk by its uncertainty (``kelly.shrink_expected_returns``):
     the prior is what the random walk says without information, and only a forecast that has shown skill out of
     sample moves the sizing mean off it (see ``build_ensemble``).
     """
@@ -87,8 +87,12 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
     prior = _column(rows, "sizing_prior", 0.0)
     uncertainty = _column(rows, "mean_uncertainty", 0.0)
     departure, factor, _ = shrink_expected_returns((sizing_mean - prior).to_numpy(), uncertainty.to_numpy())
+    # The target is a log expected gross return, the log mean plus half the row's variance: the scenarios are
+    # shifted to exactly that mean gross return, whatever their tails (the row's std and the quantiles' spread
+    # differ), so symbols the prior gives one arithmetic return get it in the scenarios too.
+    target = prior.to_numpy() + departure + 0.5 * rows["std"].to_numpy(dtype="float64") ** 2
     log_returns = scenarios.returns[policy.horizon]
-    log_returns = log_returns + (prior.to_numpy() + departure - log_returns.mean(axis=0))[None, :]
+    log_returns = log_returns + (target - np.log(np.exp(log_returns).mean(axis=0)))[None, :]
     simple = np.expm1(log_returns)
     expected = dict(zip(scenarios.symbols, (float(x) for x in simple.mean(axis=0))))
     confidence = dict(zip(scenarios.symbols, (float(x) for x in rows["confidence"])))

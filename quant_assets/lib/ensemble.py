@@ -397,6 +397,7 @@ def build_ensemble(
     segments: Mapping[str, str] | None = None,
     reference: str | None = None,
     reference_drift_days: Mapping[str, float] | None = None,
+    class_growth: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
 
@@ -406,9 +407,11 @@ def build_ensemble(
     names the member every other is judged against (the random walk): stacking weights shrink toward it
     (so without history the ensemble is the reference), members whose spread or median is implausible
     against it at a horizon are dropped there, and a horizon whose out-of-fold ensemble has not beaten it
-    on earlier windows does not drive sizing (``sizing_mean`` and ``confidence`` are the reference's, the mean
-    with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per symbol, the
-    reference's training span; a trailing year where not given).
+    on earlier windows does not drive sizing (``sizing_mean`` is the prior and ``confidence`` the reference's,
+    the mean with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per
+    symbol, the reference's training span; a trailing year where not given). ``class_growth`` (per asset
+    class, the log of the mean daily gross return over the training span) sets the sizing prior
+    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill.
 
     Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
     the history, on which the conformal recalibration, the reference comparison and the confidence model
@@ -519,7 +522,8 @@ def build_ensemble(
     out = current.merge(current_features[[*keys, "confidence"]], on=keys, how="left")
     out = out.assign(sizing_prior=0.0)
     if reference:
-        out, skill = _sizing_from_reference(out, current_preds, past, history, reference, reference_drift_days or {})
+        out, skill = _sizing_from_reference(out, current_preds, past, history, reference, reference_drift_days or {},
+                                            class_growth)
         for h, entry in skill.items():
             info["horizons"].setdefault(h, {})["sizing_skill"] = entry
     extras = [c for c in ("realized", "label_end") if c in current_preds.columns]
@@ -710,7 +714,8 @@ def _member_uncertainty(preds: pd.DataFrame, combined: pd.DataFrame, weights) ->
 
 
 def _sizing_from_reference(out: pd.DataFrame, preds: pd.DataFrame, past: pd.DataFrame, history: pd.DataFrame,
-                           reference: str, drift_days: Mapping[str, float]) -> tuple[pd.DataFrame, dict[str, dict]]:
+                           reference: str, drift_days: Mapping[str, float],
+                           class_growth: Mapping[str, float] | None) -> tuple[pd.DataFrame, dict[str, dict]]:
     """The expected return sizing uses: the reference's no-information prior (``sizing_prior``), moved toward the
     ensemble's mean by as much as its departures from the prior showed up in outcomes out of fold (per horizon,
     ``forecast_skill``). On horizons that have not beaten the reference the sizing mean is the prior, with the
@@ -722,11 +727,11 @@ def _sizing_from_reference(out: pd.DataFrame, preds: pd.DataFrame, past: pd.Data
         columns={"mean": "ref_mean", "std": "ref_std", "p_up": "ref_p_up"})
     out = out.merge(ref, on=keys, how="left")
     # A row the reference did not forecast keeps a prior of zero: its mean is shrunk toward no return.
-    out["sizing_prior"] = np.nan_to_num(sizing_prior(out), nan=0.0)
+    out["sizing_prior"] = np.nan_to_num(sizing_prior(out, class_growth), nan=0.0)
     past_ref = history[history["model"] == reference][[*_keys(history), "mean", "std"]].rename(
         columns={"mean": "ref_mean", "std": "ref_std"})
     past = past.merge(past_ref, on=_keys(past), how="inner")
-    past = past.assign(sizing_prior=sizing_prior(past))
+    past = past.assign(sizing_prior=sizing_prior(past, class_growth))
     skill = {h: forecast_skill(past[past["horizon"] == h], h) for h in out["horizon"].unique()}
     beta = out["horizon"].map(lambda h: skill[h]["slope"]).to_numpy(dtype="float64")
     prior = out["sizing_prior"].to_numpy(dtype="float64")
@@ -742,20 +747,31 @@ def _sizing_from_reference(out: pd.DataFrame, preds: pd.DataFrame, past: pd.Data
     return out.drop(columns=["ref_mean", "ref_std", "ref_p_up"]), skill
 
 
-def sizing_prior(frame: pd.DataFrame) -> np.ndarray:
+def sizing_prior(frame: pd.DataFrame, class_growth: Mapping[str, float] | None = None) -> np.ndarray:
     """The expected log return sizing starts from without information: every symbol of an asset class (``segment``,
-    one class without it) gets the same *arithmetic* expected return, the reference's (its drift plus half its
-    variance, averaged over the class's symbols on the date and horizon), so each symbol's log mean is that less
-    half of its own variance (``std`` of ``frame``). The reference's equal *log* drifts would hand the most volatile
-    names the largest arithmetic returns, and Kelly would favour them for no reason but their volatility.
+    one class without it) gets the same *arithmetic* expected return, so its log mean is the class's log expected
+    gross return less half its own variance (``std`` of ``frame``). The random walk's equal *log* drifts would hand
+    the most volatile names the largest arithmetic returns, and Kelly would favour them for their volatility alone.
 
-    ``frame`` carries the reference's ``ref_mean`` and ``ref_std`` on each row."""
+    The class's log expected gross return at the horizon is ``class_growth[class]`` (per session or day, over the
+    training span) times the horizon's steps; for a class without it, the reference's (``ref_mean`` plus half
+    ``ref_std`` squared), averaged over the class's symbols on the date."""
+    segment = frame["segment"].astype(str) if "segment" in frame.columns else pd.Series("all", index=frame.index)
     arithmetic = frame["ref_mean"].to_numpy(dtype="float64") + 0.5 * frame["ref_std"].to_numpy(dtype="float64") ** 2
     groups = [c for c in _keys(frame) if c != "symbol"]
-    segment = frame["segment"].astype(str) if "segment" in frame.columns else pd.Series("all", index=frame.index)
     per_class = pd.Series(arithmetic, index=frame.index).groupby(
         [frame[c] for c in groups] + [segment], sort=False).transform("mean").to_numpy()
+    if class_growth:
+        steps = np.asarray([_class_steps(h, c) for h, c in zip(frame["horizon"], segment)], dtype="float64")
+        long_run = segment.map(class_growth).to_numpy(dtype="float64") * steps
+        per_class = np.where(np.isfinite(long_run), long_run, per_class)
     return per_class - 0.5 * frame["std"].to_numpy(dtype="float64") ** 2
+
+
+def _class_steps(horizon: str, asset_class: str) -> int:
+    """The horizon's length in the class's own steps: days for crypto, sessions otherwise."""
+    h = HORIZON_BY_LABEL[horizon]
+    return h.crypto_days if asset_class == "crypto" else h.equity_sessions
 
 
 def forecast_skill(past: pd.DataFrame, horizon: str, min_blocks: int = SKILL_MIN_BLOCKS) -> dict[str, object]:

@@ -11,13 +11,16 @@ from quant_assets.lib.ensemble import (
     FEATURE_COLUMNS,
     agreement_features,
     apply_recalibration,
+    build_class_ensembles,
     build_ensemble,
     combine,
     conformal_level,
     effective_rows,
     fit_confidence,
     fit_recalibration,
+    forecast_skill,
     predict_confidence,
+    sizing_prior,
     stacking_weights,
 )
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, QUANTILE_LEVELS, gaussian_distribution
@@ -256,7 +259,7 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     json.dumps(info)  # goes into Dagster metadata as is
     assert list(info["horizons"]) == ["1w", "1m"]
     assert list(frame.columns) == ["window_start", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS,
-                                   "confidence", "sizing_mean", "mean_uncertainty", "beats_reference",
+                                   "confidence", "sizing_mean", "mean_uncertainty", "sizing_prior", "beats_reference",
                                    "realized", "label_end"]
     assert np.all(np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0)
     assert frame["confidence"].between(0, 1).all()
@@ -349,6 +352,7 @@ def test_the_reference_is_the_cold_start_implausible_members_are_dropped_and_a_l
     losing = pd.concat([with_reference(w, rng) for _, w in losing.groupby("window_start")], ignore_index=True)
     alone, info = build_ensemble(biased, losing, as_of, reference="baseline")
     assert not info["horizons"]["1w"]["out_of_fold"]["beats"] and info["horizons"]["1w"]["weights"]["baseline"] == 1.0
+    np.testing.assert_allclose(alone["sizing_mean"], alone["sizing_prior"])
     assert any("the reference alone" in f for f in info["fallbacks"])
     ref = biased[biased["model"] == "baseline"].set_index(["symbol", "date"])
     alone = alone.set_index(["symbol", "date"])
@@ -385,3 +389,88 @@ def test_cross_fitted_stacks_laid_out_once_equal_the_stacks_refitted_on_each_fol
         assert reused.rows == refitted.rows > 0
         assert reused.n_eff == refitted.n_eff
         assert reused.weights == refitted.weights
+
+
+def test_the_sizing_prior_gives_every_symbol_of_a_class_the_same_arithmetic_return():
+    rng = np.random.default_rng(31)
+    frame = pd.DataFrame({"symbol": ["AAA", "BBB", "CCC", "DDD"] * 2, "segment": ["equity", "equity", "crypto", "crypto"] * 2,
+                          "date": pd.to_datetime(["2024-01-02"] * 4 + ["2024-01-03"] * 4), "horizon": "1m",
+                          "ref_mean": 0.01, "ref_std": rng.uniform(0.05, 0.3, 8), "std": rng.uniform(0.05, 0.3, 8)})
+    prior = sizing_prior(frame)
+    for (_, _), rows in frame.assign(prior=prior).groupby(["date", "segment"]):
+        # The class's arithmetic return (the reference's drift plus half its variance, averaged over the class)...
+        arithmetic = sum(r.ref_mean + r.ref_std**2 / 2 for r in rows.itertuples()) / len(rows)
+        # ...is every member's, so a member's log mean is lower by half its own variance.
+        for r in rows.itertuples():
+            assert r.prior == pytest.approx(arithmetic - r.std**2 / 2, abs=1e-15)
+    # With the classes' long-run daily growth: that times the horizon's sessions (equities) or days (crypto); a
+    # class without one keeps the reference's.
+    long_run = sizing_prior(frame, {"equity": 0.0005})
+    equity = (frame["segment"] == "equity").to_numpy()
+    np.testing.assert_allclose(long_run[equity], 0.0005 * 21 - frame["std"][equity] ** 2 / 2, atol=1e-15)
+    np.testing.assert_allclose(long_run[~equity], prior[~equity], atol=1e-15)
+    crypto_only = sizing_prior(frame, {"equity": 0.0005, "crypto": 0.001})
+    np.testing.assert_allclose(crypto_only[~equity], 0.001 * 30 - frame["std"][~equity] ** 2 / 2, atol=1e-15)
+
+
+def test_forecast_skill_is_the_clustered_slope_of_outcomes_on_forecasts_shrunk_by_its_noise():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(37)
+    dates = pd.bdate_range("2019-01-01", periods=500)
+    rows = pd.MultiIndex.from_product([dates, range(10)], names=["date", "symbol"]).to_frame(index=False)
+    signal = rng.normal(0.0, 0.02, len(rows))
+    market = np.repeat(rng.normal(0.0, 0.03, len(dates)), 10)
+    prior = rng.normal(0.005, 0.001, len(rows))
+    past = rows.assign(sizing_prior=prior, mean=prior + signal,
+                       realized=prior + 0.4 * signal + market + rng.normal(0.0, 0.05, len(rows)))
+    skill = forecast_skill(past, "1m")
+    # The independent reference: OLS through the origin with standard errors clustered by 29-day blocks.
+    block = ((past["date"] - past["date"].min()).dt.days // 29).to_numpy()
+    fit = sm.OLS((past["realized"] - prior).to_numpy(), (past["mean"] - prior).to_numpy()).fit(
+        cov_type="cluster", cov_kwds={"groups": block, "use_correction": False})
+    groups = len(np.unique(block))
+    se = float(fit.bse[0]) * np.sqrt(groups / (groups - 1))
+    assert skill["blocks"] == groups and skill["raw_slope"] == pytest.approx(float(fit.params[0]), rel=1e-10)
+    assert skill["standard_error"] == pytest.approx(se, rel=1e-10)
+    assert skill["slope"] == pytest.approx(fit.params[0] * (1 - (se / fit.params[0]) ** 2), rel=1e-10)
+    assert 0.2 < skill["slope"] < 0.6
+
+    # Forecasts that are noise: no slope for sizing (negative raw slope here, or one within its noise).
+    noise = past.assign(mean=prior + rng.normal(0.0, 0.02, len(rows)))
+    assert forecast_skill(noise, "1m")["slope"] < 0.1
+    # Two years of 1y labels are two blocks: too few to trust any slope.
+    short = forecast_skill(past, "1y")
+    assert short["slope"] == 0.0 and short["blocks"] == 2 and "< 4" in short["reason"]
+
+
+def test_each_asset_class_gets_its_own_stack_and_its_own_verdict_against_the_reference():
+    rng = np.random.default_rng(41)
+    as_of = pd.Timestamp("2024-01-01")
+    classes = {"AAA": "equity", "BBB": "equity", "CCC": "crypto", "DDD": "crypto"}
+
+    def noise_on_crypto(frame):
+        """'good' knows the outcome's mean on equities; on crypto its mean is noise of the same spread."""
+        crypto = (frame["symbol"].isin(["CCC", "DDD"]) & (frame["model"] == "good")).to_numpy()
+        noise = gaussian_distribution(rng.normal(0.0, 0.7, crypto.sum()), np.ones(crypto.sum()))
+        frame.loc[crypto, list(noise.columns)] = noise.to_numpy()
+        return frame
+
+    current = noise_on_crypto(with_reference(synthetic_window(rng, as_of, 20, models=("good",)), rng))
+    history = history_windows(43, n_windows=3, n_dates=150, models=("good",))
+    history = pd.concat([noise_on_crypto(with_reference(w, rng)) for _, w in history.groupby("window_start")],
+                        ignore_index=True)
+    # Pooled, the equities' evidence carries crypto along: it is stacked on a member that is noise there.
+    pooled, _ = build_ensemble(current, history, as_of, segments=classes, reference="baseline")
+    assert pooled["beats_reference"].all()
+    frame, info = build_class_ensembles(current, history, as_of, classes, reference="baseline")
+    equity, crypto = info["equity"]["horizons"]["1w"], info["crypto"]["horizons"]["1w"]
+    assert equity["out_of_fold"]["beats"] and equity["weights"]["good"] > 0.5
+    assert not crypto["out_of_fold"]["beats"] and crypto["weights"]["baseline"] == 1.0
+    # Each class's rows are exactly that class's own ensemble.
+    alone, _ = build_ensemble(current[current["symbol"].isin(["CCC", "DDD"])], history[history["symbol"].isin(["CCC", "DDD"])],
+                              as_of, segments=classes, reference="baseline")
+    pd.testing.assert_frame_equal(frame[frame["symbol"].isin(["CCC", "DDD"])].reset_index(drop=True), alone)
+    assert frame["beats_reference"].groupby(frame["symbol"].map(classes)).all().to_dict() == {"crypto": False, "equity": True}
+    with pytest.raises(ValueError, match="^build_class_ensembles: no asset class for DDD$"):
+        build_class_ensembles(current, history, as_of, {k: v for k, v in classes.items() if k != "DDD"})

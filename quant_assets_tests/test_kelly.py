@@ -111,14 +111,16 @@ def test_sizing_honours_its_horizon_and_names_an_unknown_one():
         mean = np.array([0.01, 0.02, -0.01, 0.03]) * (i + 1)
         dist = gaussian_distribution(mean, np.full(4, 0.02 * (i + 1)))
         rows.append(dist.assign(symbol=symbols, horizon=h.label, confidence=[0.4 + 0.1 * i] * 3 + [0.9],
-                                sizing_mean=mean, mean_uncertainty=[0.0, 0.0, 0.0, 0.5 * (i + 1)]))
+                                sizing_mean=mean, mean_uncertainty=[0.0, 0.0, 0.0, 0.5 * (i + 1)],
+                                sizing_prior=-0.01 * (i + 1)))
     marginals = pd.concat(rows, ignore_index=True)
     residuals = pd.DataFrame(rng.normal(0, 0.01, (300, 4)), columns=symbols)
     decision = decide(marginals, residuals, None, SizingPolicy(horizon="3m", n_scenarios=4000, cap=0.2))
     at_3m = marginals[marginals["horizon"] == "3m"].set_index("symbol")
     assert decision.confidence == pytest.approx(at_3m["confidence"].to_dict())
-    # DDD's mean is pure noise (se 1.5 against a cross-section of means within 0.09): no evidence of a spread
-    # of true means beyond the noise, so it is shrunk to zero and not bet on despite its 0.9 confidence.
+    # DDD's mean is pure noise (se 1.5 against a cross-section of departures from the prior within 0.12): no
+    # evidence of a spread of true means beyond the noise, so it is shrunk to the prior (a loss at 3m here) and
+    # not bet on despite its 0.9 confidence.
     assert decision.shrinkage["DDD"] == 0.0 and decision.shrinkage["AAA"] == 1.0
     assert decision.expected_return["BBB"] == pytest.approx(np.expm1(0.06 + 0.5 * 0.06**2), rel=0.05)
     assert decision.eligible == ["AAA", "BBB"] and decision.kelly["CCC"] == decision.kelly["DDD"] == 0.0
@@ -151,3 +153,26 @@ def test_a_scenario_set_on_which_tight_clarabel_fails_is_solved_by_the_fallbacks
         other = np.clip(w + rng.normal(0, 0.01, w.size), 0, 0.25)
         other /= max(other.sum(), 1.0)
         assert growth(other) <= growth(w) + 1e-6
+
+
+def test_symbols_at_their_class_prior_get_its_arithmetic_return_exactly_whatever_their_volatility():
+    import pandas as pd
+
+    from quant_assets.lib.decisions import SizingPolicy, decide
+    from quant_assets.lib.models.base import HORIZONS, gaussian_distribution
+
+    rng = np.random.default_rng(8)
+    symbols, std = ["CALM", "WILD"], np.array([0.04, 0.20])
+    growth = 0.01  # the class's log expected gross return over a month
+    rows = []
+    for h in HORIZONS:
+        prior = growth - std**2 / 2
+        # WILD's log mean is negative (a down call), CALM's positive: each has a 55% chance of a gain.
+        rows.append(gaussian_distribution(prior, std).assign(symbol=symbols, horizon=h.label, confidence=[0.55, 0.45],
+                                                              sizing_mean=prior, sizing_prior=prior))
+    marginals = pd.concat(rows, ignore_index=True)
+    residuals = pd.DataFrame(rng.normal(0, 0.01, (300, 2)), columns=symbols)
+    decision = decide(marginals, residuals, None, SizingPolicy(n_scenarios=4000))
+    # The same arithmetic return for both: the volatile one is not favoured for its volatility.
+    assert decision.expected_return == pytest.approx({s: np.expm1(growth) for s in symbols}, rel=1e-9)
+    assert decision.eligible == symbols and decision.kelly["CALM"] > decision.kelly["WILD"]

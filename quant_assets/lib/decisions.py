@@ -45,7 +45,7 @@ class Decision:
     """One as-of date's scenarios, candidates and weights, all at ``policy.horizon``.
 
     ``expected_return`` is each symbol's simple expected return at the sizing horizon after shrinkage (what
-    Kelly bet on), ``confidence`` its confidence there, ``shrinkage`` the factor applied to its log mean.
+    Kelly bet on), ``confidence`` its confidence there, ``shrinkage`` the factor applied to its log mean's departure from the prior.
     """
 
     as_of: date
@@ -67,12 +67,14 @@ class Decision:
 
 def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> Decision:
     """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, confidence and,
-    when stored, ``sizing_mean`` / ``mean_uncertainty``) and size long-only scenario-Kelly weights at the policy's
-    horizon over the symbols whose shrunk expected return is positive and whose confidence passes the gate.
+    when stored, ``sizing_mean`` / ``mean_uncertainty`` / ``sizing_prior``) and size long-only scenario-Kelly
+    weights at the policy's horizon over the symbols whose expected simple return is positive and whose
+    probability of a gain (the confidence of an up call, one less that of a down call) passes the gate.
 
-    Before Kelly, each symbol's scenarios at the sizing horizon are shifted so their mean log return is the
-    sizing mean shrunk by its uncertainty (``kelly.shrink_expected_returns``); on a horizon whose ensemble has
-    not beaten the random walk the sizing mean and confidence are the random walk's (see ``build_ensemble``).
+    Before Kelly, each symbol's scenarios at the sizing horizon are shifted so their mean gross return is that of
+    the sizing mean with its departure from the prior shrunk by its uncertainty (``kelly.shrink_expected_returns``):
+    the prior is what the random walk says without information, and only a forecast that has shown skill out of
+    sample moves the sizing mean off it (see ``build_ensemble``).
     """
     scenarios = simulate(marginals[["symbol", "horizon", *QUANTILE_COLUMNS]], residuals,
                          n_scenarios=policy.n_scenarios, seed=policy.seed)
@@ -81,15 +83,22 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
     if missing:
         raise ValueError(f"decide: no ensemble row at the sizing horizon {policy.horizon} for {', '.join(missing)}")
     rows = at_horizon.loc[scenarios.symbols]
-    sizing_mean = (rows["sizing_mean"] if "sizing_mean" in rows else rows["mean"]).astype("float64").fillna(rows["mean"])
-    uncertainty = rows["mean_uncertainty"].astype("float64") if "mean_uncertainty" in rows else pd.Series(0.0, rows.index)
-    shrunk, factor, _ = shrink_expected_returns(sizing_mean.to_numpy(), uncertainty.to_numpy())
+    sizing_mean = _column(rows, "sizing_mean", rows["mean"])
+    prior = _column(rows, "sizing_prior", 0.0)
+    uncertainty = _column(rows, "mean_uncertainty", 0.0)
+    departure, factor, _ = shrink_expected_returns((sizing_mean - prior).to_numpy(), uncertainty.to_numpy())
+    # The target is a log expected gross return, the log mean plus half the row's variance: the scenarios are
+    # shifted to exactly that mean gross return, whatever their tails (the row's std and the quantiles' spread
+    # differ), so symbols the prior gives one arithmetic return get it in the scenarios too.
+    target = prior.to_numpy() + departure + 0.5 * rows["std"].to_numpy(dtype="float64") ** 2
     log_returns = scenarios.returns[policy.horizon]
-    log_returns = log_returns + (shrunk - log_returns.mean(axis=0))[None, :]
+    log_returns = log_returns + (target - np.log(np.exp(log_returns).mean(axis=0)))[None, :]
     simple = np.expm1(log_returns)
     expected = dict(zip(scenarios.symbols, (float(x) for x in simple.mean(axis=0))))
     confidence = dict(zip(scenarios.symbols, (float(x) for x in rows["confidence"])))
-    eligible = [s for i, s in enumerate(scenarios.symbols) if shrunk[i] > 0 and confidence[s] >= policy.min_confidence]
+    calls_up = dict(zip(scenarios.symbols, (bool(x) for x in rows["mean"].to_numpy(dtype="float64") > 0)))
+    gain_probability = {s: c if calls_up[s] else 1.0 - c for s, c in confidence.items()}
+    eligible = [s for s in scenarios.symbols if expected[s] > 0 and gain_probability[s] >= policy.min_confidence]
     kelly = {s: 0.0 for s in scenarios.symbols}
     if eligible:
         columns = [scenarios.symbols.index(s) for s in eligible]
@@ -99,6 +108,14 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
     return Decision(as_of, marginals, scenarios, eligible, kelly, policy, expected, confidence,
                     dict(zip(scenarios.symbols, (float(x) for x in factor))),
                     cap_binding_share(list(kelly.values()), policy.cap), drives)
+
+
+def _column(rows: pd.DataFrame, name: str, default) -> pd.Series:
+    """``rows[name]`` as floats with gaps filled from ``default`` (a column an older warehouse lacks is all default)."""
+    fallback = default if isinstance(default, pd.Series) else pd.Series(default, index=rows.index, dtype="float64")
+    if name not in rows:
+        return fallback.astype("float64")
+    return rows[name].astype("float64").fillna(fallback)
 
 
 @dataclass

@@ -56,6 +56,8 @@ CROSS_FIT_FOLDS = 5  # blocks of earlier windows (or dates) for out-of-fold ense
 SPREAD_BOUNDS = (1.0 / 3.0, 3.0)
 # ...or whose median sits further than this many reference P10-P90 spreads from the reference's median.
 MAX_MEDIAN_SHIFT = 1.0
+# Blocks of a horizon's length of out-of-fold history before its forecast means may move sizing off the prior.
+SKILL_MIN_BLOCKS = 4
 FALLBACK_SLOPE = 0.2  # deliberately modest: unvalidated agreement is weak evidence of a right call
 _LEVELS = np.asarray(QUANTILE_LEVELS)
 # The quantile-implied sigma used to normalize conformity scores (q90 - q10 of a normal is 2.563 sigma).
@@ -395,6 +397,7 @@ def build_ensemble(
     segments: Mapping[str, str] | None = None,
     reference: str | None = None,
     reference_drift_days: Mapping[str, float] | None = None,
+    class_growth: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
 
@@ -404,9 +407,11 @@ def build_ensemble(
     names the member every other is judged against (the random walk): stacking weights shrink toward it
     (so without history the ensemble is the reference), members whose spread or median is implausible
     against it at a horizon are dropped there, and a horizon whose out-of-fold ensemble has not beaten it
-    on earlier windows does not drive sizing (``sizing_mean`` and ``confidence`` are the reference's, the mean
-    with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per symbol, the
-    reference's training span; a trailing year where not given).
+    on earlier windows does not drive sizing (``sizing_mean`` is the prior and ``confidence`` the reference's,
+    the mean with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per
+    symbol, the reference's training span; a trailing year where not given). ``class_growth`` (per asset
+    class, the log of the mean daily gross return over the training span) sets the sizing prior
+    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill.
 
     Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
     the history, on which the conformal recalibration, the reference comparison and the confidence model
@@ -515,15 +520,42 @@ def build_ensemble(
 
     keys = _keys(current)
     out = current.merge(current_features[[*keys, "confidence"]], on=keys, how="left")
+    out = out.assign(sizing_prior=0.0)
     if reference:
-        out = _reference_for_sizing(out, current_preds, reference, reference_drift_days or {})
+        out, skill = _sizing_from_reference(out, current_preds, past, history, reference, reference_drift_days or {},
+                                            class_growth)
+        for h, entry in skill.items():
+            info["horizons"].setdefault(h, {})["sizing_skill"] = entry
     extras = [c for c in ("realized", "label_end") if c in current_preds.columns]
     if extras:
         out = out.merge(current_preds.drop_duplicates(keys)[[*keys, *extras]], on=keys, how="left")
     return out[[*keys, *DISTRIBUTION_COLUMNS, "confidence", *SIZING_COLUMNS, *extras]], info
 
 
-SIZING_COLUMNS: tuple[str, ...] = ("sizing_mean", "mean_uncertainty", "beats_reference")
+def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFrame | None, as_of,
+                          classes: Mapping[str, str], **options) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """``build_ensemble`` once per asset class (``classes`` maps each symbol to its class): stacking weights, the
+    comparison with the reference, the recalibration, the confidence and the sizing skill are each the class's own.
+
+    Members' skill differs by class (on the sample, every model beats the random walk at 3m on equities and loses
+    to it on crypto), and stacking weights fitted on both classes pooled minimize a CRPS dominated by the class
+    with the larger errors (a crypto asset's is several times an equity's): equities would get crypto's weights.
+    Returns the rows of every class and, per class, ``build_ensemble``'s account."""
+    unknown = sorted(set(current_preds["symbol"]) - set(classes))
+    if unknown:
+        raise ValueError(f"build_class_ensembles: no asset class for {', '.join(unknown)}")
+    frames, info = [], {}
+    for name in sorted({classes[s] for s in current_preds["symbol"].unique()}):
+        members = [s for s, c in classes.items() if c == name]
+        history = None if history_preds is None else history_preds[history_preds["symbol"].isin(members)]
+        frame, info[name] = build_ensemble(current_preds[current_preds["symbol"].isin(members)], history, as_of,
+                                           segments=classes, **options)
+        frames.append(frame)
+    combined = pd.concat(frames, ignore_index=True)
+    return combined.sort_values(_keys(combined), ignore_index=True), info
+
+
+SIZING_COLUMNS: tuple[str, ...] = ("sizing_mean", "mean_uncertainty", "sizing_prior", "beats_reference")
 
 
 def implausible_members(preds: pd.DataFrame, reference: str, *, bounds=SPREAD_BOUNDS,
@@ -681,23 +713,99 @@ def _member_uncertainty(preds: pd.DataFrame, combined: pd.DataFrame, weights) ->
     return {"sizing_mean": combined["mean"].to_numpy(), "mean_uncertainty": np.nan_to_num(aligned)}
 
 
-def _reference_for_sizing(out: pd.DataFrame, preds: pd.DataFrame, reference: str,
-                          drift_days: Mapping[str, float]) -> pd.DataFrame:
-    """On horizons that have not beaten the reference, sizing reads the reference: its mean (with the standard
-    error of a drift estimated over ``drift_days`` of the horizon, a trailing year by default: the reference's
-    spread times ``sqrt(steps / days)``) and its own probability of the direction it calls."""
+def _sizing_from_reference(out: pd.DataFrame, preds: pd.DataFrame, past: pd.DataFrame, history: pd.DataFrame,
+                           reference: str, drift_days: Mapping[str, float],
+                           class_growth: Mapping[str, float] | None) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The expected return sizing uses: the reference's no-information prior (``sizing_prior``), moved toward the
+    ensemble's mean by as much as its departures from the prior showed up in outcomes out of fold (per horizon,
+    ``forecast_skill``). On horizons that have not beaten the reference the sizing mean is the prior, with the
+    standard error of a drift estimated over ``drift_days`` of the horizon (a trailing year by default: the
+    reference's spread times ``sqrt(steps / days)``), and the confidence is the reference's own probability of
+    the direction it calls. Returns the rows and the skill found per horizon."""
     keys = _keys(out)
     ref = preds[preds["model"] == reference][[*keys, "mean", "std", "p_up"]].rename(
         columns={"mean": "ref_mean", "std": "ref_std", "p_up": "ref_p_up"})
     out = out.merge(ref, on=keys, how="left")
+    # A row the reference did not forecast keeps a prior of zero: its mean is shrunk toward no return.
+    out["sizing_prior"] = np.nan_to_num(sizing_prior(out, class_growth), nan=0.0)
+    past_ref = history[history["model"] == reference][[*_keys(history), "mean", "std"]].rename(
+        columns={"mean": "ref_mean", "std": "ref_std"})
+    past = past.merge(past_ref, on=_keys(past), how="inner")
+    past = past.assign(sizing_prior=sizing_prior(past, class_growth))
+    skill = {h: forecast_skill(past[past["horizon"] == h], h) for h in out["horizon"].unique()}
+    beta = out["horizon"].map(lambda h: skill[h]["slope"]).to_numpy(dtype="float64")
+    prior = out["sizing_prior"].to_numpy(dtype="float64")
+    out["sizing_mean"] = prior + beta * (out["sizing_mean"].to_numpy(dtype="float64") - prior)
+    out["mean_uncertainty"] = beta * out["mean_uncertainty"].to_numpy(dtype="float64")
     fallback = ~out["beats_reference"].to_numpy(dtype=bool) & out["ref_mean"].notna().to_numpy()
     steps = out["horizon"].map(lambda h: _steps(h)).to_numpy(dtype="float64")
     days = out["horizon"].map(lambda h: float(drift_days.get(h, 252.0))).to_numpy(dtype="float64")
-    out.loc[fallback, "sizing_mean"] = out.loc[fallback, "ref_mean"]
+    out.loc[fallback, "sizing_mean"] = out.loc[fallback, "sizing_prior"]
     out.loc[fallback, "mean_uncertainty"] = (out["ref_std"] * np.sqrt(steps / days))[fallback]
     ref_direction = np.where(out["ref_mean"] > 0, out["ref_p_up"], 1.0 - out["ref_p_up"])
     out.loc[fallback, "confidence"] = ref_direction[fallback]
-    return out.drop(columns=["ref_mean", "ref_std", "ref_p_up"])
+    return out.drop(columns=["ref_mean", "ref_std", "ref_p_up"]), skill
+
+
+def sizing_prior(frame: pd.DataFrame, class_growth: Mapping[str, float] | None = None) -> np.ndarray:
+    """The expected log return sizing starts from without information: every symbol of an asset class (``segment``,
+    one class without it) gets the same *arithmetic* expected return, so its log mean is the class's log expected
+    gross return less half its own variance (``std`` of ``frame``). The random walk's equal *log* drifts would hand
+    the most volatile names the largest arithmetic returns, and Kelly would favour them for their volatility alone.
+
+    The class's log expected gross return at the horizon is ``class_growth[class]`` (per session or day, over the
+    training span) times the horizon's steps; for a class without it, the reference's (``ref_mean`` plus half
+    ``ref_std`` squared), averaged over the class's symbols on the date."""
+    segment = frame["segment"].astype(str) if "segment" in frame.columns else pd.Series("all", index=frame.index)
+    arithmetic = frame["ref_mean"].to_numpy(dtype="float64") + 0.5 * frame["ref_std"].to_numpy(dtype="float64") ** 2
+    groups = [c for c in _keys(frame) if c != "symbol"]
+    per_class = pd.Series(arithmetic, index=frame.index).groupby(
+        [frame[c] for c in groups] + [segment], sort=False).transform("mean").to_numpy()
+    if class_growth:
+        steps = np.asarray([_class_steps(h, c) for h, c in zip(frame["horizon"], segment)], dtype="float64")
+        long_run = segment.map(class_growth).to_numpy(dtype="float64") * steps
+        per_class = np.where(np.isfinite(long_run), long_run, per_class)
+    return per_class - 0.5 * frame["std"].to_numpy(dtype="float64") ** 2
+
+
+def _class_steps(horizon: str, asset_class: str) -> int:
+    """The horizon's length in the class's own steps: days for crypto, sessions otherwise."""
+    h = HORIZON_BY_LABEL[horizon]
+    return h.crypto_days if asset_class == "crypto" else h.equity_sessions
+
+
+def forecast_skill(past: pd.DataFrame, horizon: str, min_blocks: int = SKILL_MIN_BLOCKS) -> dict[str, object]:
+    """How much of the out-of-fold ensemble's departure from the prior showed up in outcomes at ``horizon``.
+
+    The slope of ``realized - sizing_prior`` on ``mean - sizing_prior`` (through the origin), with a standard
+    error clustered in blocks of the horizon's length (overlapping labels and one market day's common move count
+    once), and the slope sizing uses: ``b * max(0, 1 - (se / b)^2)`` clipped to [0, 1] (a positive-part
+    James-Stein shrinkage of a noisy slope toward no skill), 0 with fewer than ``min_blocks`` blocks. A forecast
+    whose cross-section is noise gets ~0, and sizing keeps the prior: Kelly does not bet on it."""
+    entry: dict[str, object] = {"rows": len(past), "blocks": 0, "raw_slope": None, "standard_error": None,
+                                "slope": 0.0, "reason": ""}
+    rows = past[np.isfinite(pd.to_numeric(past["realized"], errors="coerce").astype("float64"))]
+    if rows.empty:
+        entry["reason"] = "no realized out-of-fold rows"
+        return entry
+    x = (rows["mean"] - rows["sizing_prior"]).to_numpy(dtype="float64")
+    y = (rows["realized"] - rows["sizing_prior"]).to_numpy(dtype="float64")
+    dates = pd.to_datetime(rows["date"])
+    span_days = max(int(round(_steps(horizon) * 7 / 5)), 1)
+    block = ((dates - dates.min()).dt.days // span_days).to_numpy()
+    blocks = np.unique(block)
+    entry["blocks"] = int(len(blocks))
+    sxx = float(np.sum(x * x))
+    if len(blocks) < min_blocks or sxx <= 0:
+        entry["reason"] = f"{len(blocks)} blocks of {span_days} days < {min_blocks}" if sxx > 0 else "no dispersion"
+        return entry
+    slope = float(np.sum(x * y) / sxx)
+    scores = pd.Series(x * (y - slope * x)).groupby(block).sum().to_numpy()
+    se = float(np.sqrt(np.sum(scores**2) * len(blocks) / (len(blocks) - 1)) / sxx)
+    shrink = max(0.0, 1.0 - (se / slope) ** 2) if slope > 0 else 0.0
+    entry.update(raw_slope=slope, standard_error=se, slope=float(np.clip(slope * shrink, 0.0, 1.0)),
+                 reason="" if slope > 0 else "departures from the prior did not show up in outcomes")
+    return entry
 
 
 def usable_history(history: pd.DataFrame, as_of=None) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from quant_assets.lib.ensemble import SIZING_COLUMNS, build_ensemble
+from quant_assets.lib.ensemble import SIZING_COLUMNS, build_class_ensembles
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.report import markdown_table
@@ -41,6 +41,17 @@ def training_days_per_symbol(warehouse: Warehouse, window_start: date) -> dict[s
     return {row.horizon: row.train_rows / max(int(symbols), 1) for row in plans.dropna().itertuples()}
 
 
+def class_growth(warehouse: Warehouse, window_start: date) -> dict[str, float]:
+    """Per asset class, the log of the mean daily gross return (``exp(ret_1d)``, pooled over symbols and days) over
+    the window's training span: the long-run arithmetic return sizing assumes without information."""
+    frame = warehouse.query(
+        """SELECT f.asset_class, ln(avg(exp(f.ret_1d))) AS growth FROM features.features f
+           WHERE f.ret_1d IS NOT NULL AND f.date < ?
+             AND f.date >= (SELECT min(train_start) FROM forecasts.plans WHERE window_start = ?)
+           GROUP BY f.asset_class""", [window_start, window_start])
+    return dict(zip(frame["asset_class"], frame["growth"].astype("float64")))
+
+
 def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES) -> dict[str, object]:
     """Bring stored outcomes and scores up to date with the labels, then write the window's ensemble
     distributions and confidence, and its ``ensemble`` scores."""
@@ -48,9 +59,10 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
         refreshed = refresh_outcomes(con)
     current, history = load_window_predictions(warehouse, window_start, models)
     classes = warehouse.query("SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY symbol")
-    combined, info = build_ensemble(current, history, as_of=window_start, reference=BASELINE,
-                                    segments=dict(zip(classes["symbol"], classes["asset_class"])),
-                                    reference_drift_days=training_days_per_symbol(warehouse, window_start))
+    combined, info = build_class_ensembles(current, history, window_start,
+                                           dict(zip(classes["symbol"], classes["asset_class"])), reference=BASELINE,
+                                           reference_drift_days=training_days_per_symbol(warehouse, window_start),
+                                           class_growth=class_growth(warehouse, window_start))
     outcomes = current.drop_duplicates(["symbol", "date", "horizon"])[["symbol", "date", "horizon", "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=["symbol", "date", "horizon"], how="left"
@@ -60,7 +72,7 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
     scores = score_predictions(frame.assign(model=ENSEMBLE)).assign(window_start=window_start)
     with warehouse.writer() as con:
         ensure_columns(con, "forecasts.ensemble", {"sizing_mean": "DOUBLE", "mean_uncertainty": "DOUBLE",
-                                                   "beats_reference": "BOOLEAN"})
+                                                   "sizing_prior": "DOUBLE", "beats_reference": "BOOLEAN"})
         replace_in(con, "forecasts.ensemble", frame, {"window_start": window_start})
         replace_in(con, "forecasts.scores", scores, {"window_start": window_start, "model": ENSEMBLE})
     return {

@@ -36,7 +36,7 @@ DDL: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS forecasts.ensemble (
             window_start DATE NOT NULL, symbol VARCHAR NOT NULL, date DATE NOT NULL, horizon VARCHAR NOT NULL,
             {_DISTRIBUTION}, confidence DOUBLE, label_end DATE,
-            sizing_mean DOUBLE, mean_uncertainty DOUBLE, beats_reference BOOLEAN,
+            sizing_mean DOUBLE, mean_uncertainty DOUBLE, sizing_prior DOUBLE, beats_reference BOOLEAN,
             PRIMARY KEY (window_start, symbol, date, horizon))""",
     "forecasts.scores": """
         CREATE TABLE IF NOT EXISTS forecasts.scores (

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         return self.home / "mlflow-artifacts"
 
     @property
+    def compiled_features_cache(self) -> Path:
+        """The dbt project's compiled SQL for the lookahead audit, one file per version of the project."""
+        return self.home / "cache" / "compiled_features"
+
+    @property
     def models_home(self):
         """Where the fitted models live (under ``models/``): QUANT_HOME on one machine; in the cluster profile the
         object store (a ``UPath`` with its endpoint), which the workers that fit and the host that predicts share."""

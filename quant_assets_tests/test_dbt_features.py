@@ -243,3 +243,11 @@ def test_onchain_uses_only_values_public_by_end_of_day(built):
     window = adr.loc[d - 63 * one_day: d - one_day]
     assert btc.loc[d, "oc_adractcnt_z63"] == pytest.approx((window.iloc[-1] - window.mean()) / window.std(), rel=1e-9)
     assert features.loc[features["asset_class"] == "equity", [c for c in features if c.startswith("oc_")]].isna().all().all()
+
+
+def test_the_dagster_dbt_resource_knows_the_version_of_the_dbt_it_runs():
+    from quant_assets.defs.features.assets import build_feature_defs
+
+    resource = build_feature_defs()[2]
+    printed = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"installed: {resource._cli_version}" in printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from datetime import date, datetime, timezone
 
 import numpy as np
@@ -131,3 +132,33 @@ def test_planted_lead_feature_fails_the_audit(universe, tmp_path):
     assert {v.symbol for v in violations} <= {"AAA", "BBB", "SP500", "BTC"}
     assert all(v.date == v.cut for v in violations)
     assert np.isfinite(violations[0].full_value) and violations[0].truncated_value is None
+
+
+def test_compiled_project_is_cached_until_a_project_file_changes(universe, tmp_path, monkeypatch):
+    prices, onchain = universe
+    project = tmp_path / "dbt_features"
+    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    cache = tmp_path / "cache"
+    compiled = DbtFeatureBuilder(project, cache_dir=cache).compile()
+    assert len(list(cache.glob("*.json"))) == 1
+
+    def no_dbt(*args, **kwargs):
+        raise AssertionError("dbt compiled again although the project did not change")
+
+    monkeypatch.setattr(subprocess, "run", no_dbt)
+    (project / "target").mkdir(exist_ok=True)
+    (project / "target" / "run_results.json").write_text("{}")  # dbt's own output is not part of the project
+    cached = DbtFeatureBuilder(project, cache_dir=cache)
+    assert cached.compile() == compiled
+    cut = date(2021, 3, 1)
+    assert audit_lookahead(cached, prices, onchain, [cut]) == []
+    monkeypatch.undo()
+
+    model = project / "models" / "features" / "feat_trend.sql"
+    model.write_text(model.read_text().replace(
+        "    ln(close / running_high) as drawdown\n",
+        "    ln(close / running_high) as drawdown,\n"
+        "    ln(lead(close) over (partition by symbol order by date) / close) as peek_next_ret\n"))
+    violations = audit_lookahead(DbtFeatureBuilder(project, cache_dir=cache), prices, onchain, [cut])
+    assert {(v.table, v.column) for v in violations} == {("feat_trend", "peek_next_ret")}
+    assert len(list(cache.glob("*.json"))) == 2

@@ -1,13 +1,16 @@
 """Outcomes read when they are known: a window fitted before its labels existed is scored and learned from
 by later windows' ensembles once they exist, without being refitted."""
 
+import dataclasses
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.lib import decisions
 from quant_assets.lib.decisions import SizingPolicy, decision_backtest
+from quant_assets.lib.decisions import decide as real_decide
 from quant_assets.lib.meta import ensemble_window, load_window_predictions
 from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.outcomes import ensure_columns, refresh_outcomes
@@ -164,6 +167,33 @@ def test_the_decision_backtest_holds_from_decision_to_decision_and_reports_a_gap
     table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
     assert set(table["strategy"]) == {"half_kelly", "full_kelly", "equal_weight", "sp500_buy_hold"}
     assert (table["periods"] == 4).all() and table["years_held"].iloc[0] < (date(2021, 6, 1) - W1).days / 365.25
+
+
+def test_the_backtest_solves_a_windows_kelly_problem_again_only_when_its_inputs_changed(warehouse, monkeypatch):
+    write_labels(warehouse, warehouse.labels_all)
+    for start in (W1, W2):
+        fit(warehouse, start, date(start.year, start.month + 1, 1))
+        ensemble_window(warehouse, start, models=MODELS)
+    policy = SizingPolicy(horizon="3m", n_scenarios=2000)
+    first = decision_backtest(warehouse, policy, 12.0, 10.0)
+    table = warehouse.query("SELECT * FROM projections.backtest ORDER BY ALL")
+    stored = warehouse.query("SELECT * FROM projections.backtest_decisions ORDER BY ALL")
+    assert set(stored["window_start"].dt.date) == {W1, W2}
+
+    solved = []
+    monkeypatch.setattr(decisions, "decide", lambda *args: solved.append(args[2]) or real_decide(*args))
+    again = decision_backtest(warehouse, policy, 12.0, 10.0)
+    assert solved == []
+    pd.testing.assert_frame_equal(warehouse.query("SELECT * FROM projections.backtest ORDER BY ALL"), table)
+    assert again["table_summary"] == first["table_summary"]
+
+    with warehouse.writer() as con:  # W2's ensemble changes: only W2 is decided again
+        con.execute("UPDATE forecasts.ensemble SET mean = mean + 0.01 WHERE window_start = ?", [W2])
+    decision_backtest(warehouse, policy, 12.0, 10.0)
+    assert len(solved) == 1 and solved[0] >= W2
+    assert set(warehouse.query("SELECT * FROM projections.backtest_decisions")["window_start"].dt.date) == {W1, W2}
+    decision_backtest(warehouse, dataclasses.replace(policy, cap=0.2), 12.0, 10.0)  # a new policy: all again
+    assert len(solved) == 3
 
 
 def test_a_warehouse_from_before_the_sizing_columns_keeps_its_rows_and_takes_them(warehouse):

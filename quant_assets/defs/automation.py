@@ -4,7 +4,8 @@ the monthly window's fits when it opens, and the freshness check on ``market.pri
 
 Chain of one day: the schedule after the US close (equities) or after 00:00 UTC (crypto) loads every missing
 day of market data up to the last one in one run → the dbt features and labels follow (eager) → the current
-window's ``meta_ensemble`` follows its updated deps (labels realize daily) → projections follow (eager).
+window's ``meta_ensemble`` follows its updated deps (labels realize daily) → projections follow (eager) → the
+advice scorecard and the decision backtest are rebuilt.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ _UPSTREAM_READY = ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCon
 FOLLOW_UPSTREAM = (dg.AutomationCondition.in_latest_time_window()
                    & dg.AutomationCondition.any_deps_updated().since_last_handled()
                    & _UPSTREAM_READY & ~dg.AutomationCondition.in_progress()).with_label("follow_upstream")
+# A report over every day and window (the advice scorecard, the decision backtest) is rebuilt once its upstream has
+# updated, e.g. after the day's advice. Not _UPSTREAM_READY: a daily partition that was never materialized (the
+# history before the ledger began) is not a reason to keep the report stale.
+REFRESH_AFTER_UPSTREAM = (dg.AutomationCondition.any_deps_updated().since_last_handled()
+                          & ~dg.AutomationCondition.any_deps_in_progress()
+                          & ~dg.AutomationCondition.in_progress()).with_label("refresh_after_upstream")
 # Every day a catch-up market run loaded, not only the latest: a window's fits wait for all the days of their
 # window. The dbt assets' single-run backfill policy makes the days one dbt run.
 FOLLOW_EVERY_NEW_DAY = (dg.AutomationCondition.any_deps_updated().since_last_handled()

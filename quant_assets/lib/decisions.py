@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -265,6 +266,7 @@ def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_ye
     strategies = ("half_kelly", "full_kelly", "equal_weight", *([BENCHMARK] if BENCHMARK_SYMBOL in closes.columns else []))
     weights: dict[str, list[dict[str, float]]] = {k: [] for k in strategies}
     realized, periods, cap_binding = [], [], []
+    decided, fresh = _stored_decisions(warehouse), {}
     for i, row in enumerate(windows.itertuples()):
         first, window_end = row.first.date(), row.window_end.date()
         following = windows.iloc[i + 1] if i + 1 < len(windows) else None
@@ -275,14 +277,16 @@ def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_ye
         marginals = warehouse.query(
             """SELECT * FROM forecasts.ensemble WHERE window_start = ? AND date <= ?
                QUALIFY date = max(date) OVER (PARTITION BY symbol)""", [row.window_start, first])
-        decision = decide(marginals, residual_returns(warehouse, first), first, policy)
-        symbols = decision.scenarios.symbols
-        weights["full_kelly"].append(decision.kelly)
-        weights["half_kelly"].append(decision.half_kelly)
-        weights["equal_weight"].append({s: 1.0 / len(symbols) for s in symbols})
+        residuals = residual_returns(warehouse, first)
+        inputs = decision_inputs_key(marginals, residuals, first, policy)
+        kelly, binding = decided.get((row.window_start.date(), inputs)) or _decide_anew(marginals, residuals, first, policy)
+        fresh[row.window_start.date()] = (inputs, kelly, binding)
+        weights["full_kelly"].append(kelly)
+        weights["half_kelly"].append(dict(zip(kelly, half_kelly(np.array(list(kelly.values()))))))
+        weights["equal_weight"].append({s: 1.0 / len(kelly) for s in kelly})
         if BENCHMARK in weights:
             weights[BENCHMARK].append({BENCHMARK_SYMBOL: 1.0})
-        cap_binding.append(decision.cap_binding)
+        cap_binding.append(binding)
         entry, exit_ = closes.asof(pd.Timestamp(first)), closes.asof(pd.Timestamp(exit_day))
         realized.append((exit_ / entry - 1.0).to_dict())
         gap_days = (following["window_start"].date() - window_end).days if following is not None and not consecutive else 0
@@ -300,6 +304,7 @@ def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_ye
                                                              "gap_days": "INTEGER", "in_progress_return": "DOUBLE"})
         replace_in(con, "projections.backtest", table, None)
         replace_in(con, "projections.backtest_summary", summary, None)
+        replace_in(con, "projections.backtest_decisions", _decision_rows(fresh), None)
     binding = np.asarray(cap_binding, dtype="float64")
     return {"windows": len(windows), "complete_periods": int((info["status"] != "in_progress").sum()),
             "gaps": int((info["gap_days_after"] > 0).sum()), "in_progress": info.index[info["status"] == "in_progress"].astype(str).tolist(),
@@ -310,6 +315,38 @@ def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_ye
 
 
 BENCHMARK, BENCHMARK_SYMBOL = "sp500_buy_hold", "SP500"
+
+
+def decision_inputs_key(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> str:
+    """A digest of everything ``decide`` reads: equal keys, equal decisions (the simulation is seeded)."""
+    digest = hashlib.sha256(f"{as_of}|{policy}".encode())
+    for frame in (marginals.sort_values(["symbol", "horizon"], ignore_index=True), residuals.sort_index(axis=1)):
+        digest.update(",".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _decide_anew(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> tuple[dict[str, float], float]:
+    decision = decide(marginals, residuals, as_of, policy)
+    return decision.kelly, decision.cap_binding
+
+
+def _stored_decisions(warehouse: Warehouse) -> dict[tuple[date, str], tuple[dict[str, float], float]]:
+    """The windows' Kelly weights from the last backtest, by window and inputs key: a window's decision is solved
+    again only when what it reads changed, so a daily backtest solves the new window's Kelly problem, not all."""
+    if not warehouse.table_exists("projections.backtest_decisions"):
+        return {}
+    rows = warehouse.query("SELECT * FROM projections.backtest_decisions ORDER BY window_start, position")
+    return {(pd.Timestamp(window).date(), inputs): (dict(zip(group["symbol"], group["kelly_weight"].astype(float))),
+                                                    float(group["cap_binding"].iloc[0]))
+            for (window, inputs), group in rows.groupby(["window_start", "inputs"], sort=False)}
+
+
+def _decision_rows(decisions: dict[date, tuple[str, dict[str, float], float]]) -> pd.DataFrame:
+    rows = [{"window_start": window, "inputs": inputs, "position": i, "symbol": symbol, "kelly_weight": weight,
+             "cap_binding": binding}
+            for window, (inputs, kelly, binding) in decisions.items() for i, (symbol, weight) in enumerate(kelly.items())]
+    return pd.DataFrame(rows, columns=["window_start", "inputs", "position", "symbol", "kelly_weight", "cap_binding"])
 
 
 def _decision_dates(warehouse: Warehouse) -> pd.DataFrame:

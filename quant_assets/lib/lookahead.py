@@ -7,11 +7,14 @@ difference means a feature peeked past its own date.
 
 ``DbtFeatureBuilder`` is the concrete builder for the ``dbt_features`` project: it compiles the project
 once with the ``dbt`` executable and then runs the compiled SQL of the feature models, in dependency
-order, in a throwaway in-memory DuckDB for each (truncated) history.
+order, in a throwaway in-memory DuckDB for each (truncated) history. Compiling takes longer than the
+three rebuilds of a daily audit, so the compiled models can be kept in a cache directory, keyed by the
+project's files and the dbt version: a daily run compiles only after the project changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -33,6 +37,8 @@ ROW_PRESENCE = "<row>"
 # The compiled SQL names relations "<catalog>"."<schema>"."<name>"; the catalog is the stem of the
 # warehouse path dbt was compiled against, so the builder compiles against a file with this stem.
 _CATALOG = "lookahead_audit"
+# Folders of a dbt project that dbt writes, not the user: not part of what the compiled SQL depends on.
+_DBT_OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
 
 FeatureBuilder = Callable[[pd.DataFrame, pd.DataFrame], Mapping[str, pd.DataFrame]]
 
@@ -64,7 +70,7 @@ def default_cut_dates(dates: Sequence[date] | pd.Series | pd.Index, n: int = 3) 
     """
     if n < 1:
         raise ValueError(f"default_cut_dates needs n >= 1, got {n}.")
-    unique = list(pd.to_datetime(pd.Index(list(dates))).unique().sort_values().date)
+    unique = list(np.unique(pd.to_datetime(pd.Index(dates)).date))
     if len(unique) < n + 2:
         raise ValueError(f"default_cut_dates needs at least {n + 2} distinct dates to place {n} interior cuts, got {len(unique)}.")
     positions = sorted({int(round(i * (len(unique) - 1) / (n + 1))) for i in range(1, n + 1)})
@@ -207,7 +213,8 @@ class DbtFeatureBuilder:
     each call then loads the given frames as ``market.prices`` / ``market.onchain`` into a fresh
     in-memory DuckDB, creates every compiled model in dependency order (views and tables as configured)
     and returns the models of ``feature_schema`` (or only those named in ``tables``) as pandas frames
-    keyed by model name.
+    keyed by model name. With ``cache_dir``, the compiled models are read from there when the project's
+    files and dbt are those they were compiled from, and written there after a compile.
     """
 
     def __init__(
@@ -220,6 +227,7 @@ class DbtFeatureBuilder:
         dbt_executable: str | os.PathLike[str] | None = None,
         threads: int = 1,
         tables: Collection[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         self.profiles_dir = Path(profiles_dir).resolve() if profiles_dir else self.project_dir
@@ -228,6 +236,7 @@ class DbtFeatureBuilder:
         self.dbt_executable = Path(dbt_executable) if dbt_executable else Path(sys.executable).parent / "dbt"
         self.threads = threads
         self.tables = frozenset(tables) if tables is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self._models: list[_CompiledModel] | None = None
         if not (self.project_dir / "dbt_project.yml").is_file():
             raise ValueError(f"{self.project_dir} is not a dbt project (no dbt_project.yml).")
@@ -235,7 +244,7 @@ class DbtFeatureBuilder:
     def compile(self) -> list[_CompiledModel]:
         """Compile the selected models once and return them in dependency order."""
         if self._models is None:
-            self._models = self._compile()
+            self._models = self._cached_compile() if self.cache_dir else self._compile()
             names = {model.name for model in self._models if model.schema == self.feature_schema}
             unknown = sorted((self.tables or set()) - names)
             if unknown:
@@ -273,6 +282,29 @@ class DbtFeatureBuilder:
             }
         finally:
             con.close()
+
+    def _cached_compile(self) -> list[_CompiledModel]:
+        cached = self.cache_dir / f"{self._fingerprint()}.json"
+        if cached.is_file():
+            return [_CompiledModel(**model) for model in json.loads(cached.read_text())]
+        models = self._compile()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed, so a process reading the cache never sees half a file.
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps([asdict(model) for model in models]))
+        partial.replace(cached)
+        return models
+
+    def _fingerprint(self) -> str:
+        """What the compiled SQL depends on: every file of the project (but dbt's outputs), the selection and
+        the versions of dbt and its DuckDB adapter."""
+        digest = hashlib.sha256(f"{self.select}|{version('dbt-core')}|{version('dbt-duckdb')}".encode())
+        tops = [path for path in self.project_dir.iterdir() if path.name not in _DBT_OUTPUT_DIRS]
+        files = sorted(file for top in tops for file in ([top] if top.is_file() else top.rglob("*")) if file.is_file())
+        for path in files:
+            digest.update(f"\0{path.relative_to(self.project_dir).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:32]
 
     def _compile(self) -> list[_CompiledModel]:
         with tempfile.TemporaryDirectory(prefix="dbt_lookahead_") as scratch:
@@ -327,8 +359,9 @@ def _models_in_order(manifest: Mapping[str, object]) -> list[_CompiledModel]:
     return ordered
 
 
-def lookahead_audit(warehouse, project_dir: Path, n_cuts: int = 3) -> dict[str, object]:
-    """Audit the stored ``features.features`` of ``warehouse`` against rebuilds on truncated market history.
+def lookahead_audit(warehouse, project_dir: Path, n_cuts: int = 3, cache_dir: Path | None = None) -> dict[str, object]:
+    """Audit the stored ``features.features`` of ``warehouse`` against rebuilds on truncated market history
+    (the project compiled once per version of its files when ``cache_dir`` is given).
 
     Returns the cut dates, the number of values compared and the violations as sentences (empty = passed).
     """
@@ -337,7 +370,7 @@ def lookahead_audit(warehouse, project_dir: Path, n_cuts: int = 3) -> dict[str, 
         onchain = con.execute("SELECT * FROM market.onchain").df()
         stored = con.execute("SELECT * FROM features.features").df()
     cuts = default_cut_dates(prices["date"], n=n_cuts)
-    builder = DbtFeatureBuilder(project_dir, tables=["features"])
+    builder = DbtFeatureBuilder(project_dir, tables=["features"], cache_dir=cache_dir, threads=os.cpu_count() or 1)
     violations = audit_lookahead(builder, prices, onchain, cuts, {"features": stored})
     return {"cut_dates": [str(c) for c in cuts], "violations": [str(v) for v in violations[:20]],
             "violation_count": len(violations), "feature_columns": len(stored.columns) - 3}

@@ -65,6 +65,11 @@ DDL: dict[str, str] = {
             strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
             annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE,
             years_held DOUBLE, gaps INTEGER, gap_days INTEGER, in_progress_return DOUBLE)""",
+    "projections.backtest_decisions": """
+        CREATE TABLE IF NOT EXISTS projections.backtest_decisions (
+            window_start DATE NOT NULL, inputs VARCHAR NOT NULL, position INTEGER NOT NULL, symbol VARCHAR NOT NULL,
+            kelly_weight DOUBLE NOT NULL, cap_binding DOUBLE,
+            PRIMARY KEY (window_start, symbol))""",
     "portfolio.plays": """
         CREATE TABLE IF NOT EXISTS portfolio.plays (
             play_id BIGINT NOT NULL PRIMARY KEY, symbol VARCHAR NOT NULL, shares DOUBLE NOT NULL,

@@ -5,8 +5,9 @@ from datetime import date
 
 import dagster as dg
 
-from quant_assets.defs.automation import FOLLOW_UPSTREAM
+from quant_assets.defs.automation import FOLLOW_UPSTREAM, REFRESH_AFTER_UPSTREAM
 from quant_assets.defs.ensemble.assets import ENSEMBLE_KEY
+from quant_assets.defs.features.assets import LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
@@ -67,7 +68,9 @@ def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
     return [projections_and_allocations, advice_scorecard_asset, decision_backtest_asset]
 
 
-@dg.asset(name="advice_scorecard", group_name="projections", deps=["projections", "allocations"], kinds={"duckdb"},
+# The scorecard reads the labels, but it is rebuilt after the day's advice, not also when the features run before it.
+@dg.asset(name="advice_scorecard", group_name="projections", deps=["projections", "allocations", LABELS_KEY],
+          kinds={"duckdb"}, automation_condition=REFRESH_AFTER_UPSTREAM.ignore(dg.AssetSelection.assets(LABELS_KEY)),
           description="Every past as-of day's advice (positions and portfolio) against what happened once each "
                       "horizon passed: P10/P50/P90 of the value and whether the realized value fell inside.")
 def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
@@ -78,7 +81,9 @@ def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResou
 
 
 @dg.asset(name="decision_backtest", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
-          description="Half-Kelly vs full Kelly vs equal weight held window by window, net of costs.")
+          automation_condition=REFRESH_AFTER_UPSTREAM,
+          description="Half-Kelly vs full Kelly vs equal weight held window by window, net of costs (a window's "
+                      "Kelly problem is solved again only when its ensemble or sizing changed).")
 def decision_backtest_asset(config: SizingConfig, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     current = settings.get()
     summary = decision_backtest(warehouse.get(), _policy(config, current.seed), PERIODS_PER_YEAR[current.wf_cadence], config.cost_bp)

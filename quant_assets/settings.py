@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         return self.home / "mlflow-artifacts"
 
     @property
+    def dbt_target_path(self) -> Path:
+        """Where the features' dbt runs write their artifacts: one folder, rewritten by each run (dbt runs on a
+        warehouse take turns under its lock), not a new one per run in the project."""
+        return self.home / "cache" / "dbt_target"
+
+    @property
+    def ensemble_cache(self) -> Path:
+        """What a window's ensemble learned from the earlier windows, read back by its daily runs."""
+        return self.home / "cache" / "ensemble"
+
+    @property
     def compiled_features_cache(self) -> Path:
         """The dbt project's compiled SQL for the lookahead audit, one file per version of the project."""
         return self.home / "cache" / "compiled_features"

@@ -1,5 +1,6 @@
 """Meta-ensemble: stacking weights, quantile averaging, conformal recalibration, calibrated confidence."""
 
+import functools
 import json
 
 import numpy as np
@@ -474,3 +475,42 @@ def test_each_asset_class_gets_its_own_stack_and_its_own_verdict_against_the_ref
     assert frame["beats_reference"].groupby(frame["symbol"].map(classes)).all().to_dict() == {"crypto": False, "equity": True}
     with pytest.raises(ValueError, match="^build_class_ensembles: no asset class for DDD$"):
         build_class_ensembles(current, history, as_of, {k: v for k, v in classes.items() if k != "DDD"})
+
+
+def test_a_memo_gives_the_same_ensemble_and_learns_from_an_unchanged_history_once(tmp_path, monkeypatch):
+    import quant_assets.lib.ensemble as ensemble
+    from quant_assets.lib.memo import DiskMemo
+
+    rng = np.random.default_rng(23)
+    as_of = pd.Timestamp("2024-01-01")
+    history = history_windows(8, n_windows=3, n_dates=150, models=("good", "biased"))
+    history = pd.concat([with_reference(w, rng) for _, w in history.groupby("window_start")], ignore_index=True)
+    first_days = with_reference(synthetic_window(rng, as_of, 20, models=("good", "biased")), rng)
+    plain, plain_info = build_ensemble(first_days, history, as_of, reference="baseline")
+    memo = DiskMemo(tmp_path / "memo")
+    kept, kept_info = build_ensemble(first_days, history, as_of, reference="baseline", memo=memo)
+    pd.testing.assert_frame_equal(kept, plain)
+    assert json.dumps(kept_info) == json.dumps(plain_info)
+    assert {p.name.split("-")[0] for p in (tmp_path / "memo").glob("*.pkl")} == {"_out_of_fold", "_confidence_evaluation"}
+
+    # The next day: one more day of the window's forecasts, the same history. Nothing is learned again.
+    learned = []
+
+    def recorded(real):
+        @functools.wraps(real)
+        def call(*args):
+            learned.append(real.__name__)
+            return real(*args)
+        return call
+
+    for name in ("_out_of_fold", "_confidence_evaluation"):
+        monkeypatch.setattr(ensemble, name, recorded(getattr(ensemble, name)))
+    next_day = with_reference(synthetic_window(np.random.default_rng(24), as_of, 21, models=("good", "biased")), rng)
+    daily, _ = build_ensemble(next_day, history, as_of, reference="baseline", memo=memo)
+    assert learned == []
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(daily, build_ensemble(next_day, history, as_of, reference="baseline")[0])
+
+    revised = history.assign(realized=history["realized"] * 1.01)  # a revised label is a new key
+    build_ensemble(next_day, revised, as_of, reference="baseline", memo=memo)
+    assert len(list((tmp_path / "memo").glob("*.pkl"))) > 2

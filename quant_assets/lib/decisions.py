@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -11,6 +10,7 @@ import pandas as pd
 
 from quant_assets.lib.backtest import held_backtest
 from quant_assets.lib.kelly import cap_binding_share, half_kelly, scenario_kelly, shrink_expected_returns
+from quant_assets.lib.memo import content_key
 from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS
 from quant_assets.lib.montecarlo import Scenarios, bands, fan_chart_png, simulate
 from quant_assets.lib.outcomes import ensure_columns
@@ -319,11 +319,8 @@ BENCHMARK, BENCHMARK_SYMBOL = "sp500_buy_hold", "SP500"
 
 def decision_inputs_key(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> str:
     """A digest of everything ``decide`` reads: equal keys, equal decisions (the simulation is seeded)."""
-    digest = hashlib.sha256(f"{as_of}|{policy}".encode())
-    for frame in (marginals.sort_values(["symbol", "horizon"], ignore_index=True), residuals.sort_index(axis=1)):
-        digest.update(",".join(map(str, frame.columns)).encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    return digest.hexdigest()
+    return content_key(str(as_of), repr(policy), marginals.sort_values(["symbol", "horizon"], ignore_index=True),
+                       residuals.sort_index(axis=1))
 
 
 def _decide_anew(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> tuple[dict[str, float], float]:

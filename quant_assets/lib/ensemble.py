@@ -22,8 +22,9 @@ Every fallback (equal weights, no recalibration, agreement-based confidence) is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -398,6 +399,7 @@ def build_ensemble(
     reference: str | None = None,
     reference_drift_days: Mapping[str, float] | None = None,
     class_growth: Mapping[str, float] | None = None,
+    memo: Callable[..., Any] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
 
@@ -411,7 +413,8 @@ def build_ensemble(
     the mean with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per
     symbol, the reference's training span; a trailing year where not given). ``class_growth`` (per asset
     class, the log of the mean daily gross return over the training span) sets the sizing prior
-    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill.
+    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill. ``memo``
+    (``memo(fn, *args)``, e.g. a ``memo.DiskMemo``) keeps what is learned from the history alone across calls.
 
     Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
     the history, on which the conformal recalibration, the reference comparison and the confidence model
@@ -443,7 +446,8 @@ def build_ensemble(
     prior = {reference: 1.0} if reference else None
     stacks = {h: _stack(history, members[h], h, shrinkage, min_rows, prior) for h in horizons}
     weights = {h: {m: stacks[h].weights.get(m, 0.0) for m in models} for h in horizons}
-    past, fold_key, blocks = _out_of_fold(history, members, horizons, shrinkage, min_rows, prior)
+    learn = memo or _call
+    past, fold_key, blocks = learn(_out_of_fold, history, members, horizons, shrinkage, min_rows, prior)
     versus = _reference_comparison(past, history, reference, horizons)
     # Never worse than the reference: a horizon whose stack has not beaten it out of fold is the reference alone,
     # unrecalibrated (the recalibration was learned on the stack's errors, not the reference's).
@@ -471,7 +475,7 @@ def build_ensemble(
         hit = direction_hit(fit_rows["direction"], fit_rows["realized"])
         model = fit_confidence(fit_rows, hit, seed=seed)
         now = (current_features["horizon"] == h).to_numpy()
-        evaluation = _confidence_evaluation(fit_rows, hit, fold_key, blocks, seed) if not model.fallback else {}
+        evaluation = learn(_confidence_evaluation, fit_rows, hit, fold_key, blocks, seed) if not model.fallback else {}
         confidence.loc[now], used_fallback = predict_confidence(model, current_features[now])
         method = model.method
         if evaluation and evaluation["brier_confidence"] >= evaluation["brier_p_up"]:
@@ -569,16 +573,14 @@ def implausible_members(preds: pd.DataFrame, reference: str, *, bounds=SPREAD_BO
     out: dict[str, dict[str, str]] = {}
     keys = _keys(preds)
     for horizon, group in preds.groupby("horizon", sort=False):
-        ref = group[group["model"] == reference].set_index(keys)
-        ref_spread = (ref["q90"] - ref["q10"]).astype("float64")
-        for model, rows in group[group["model"] != reference].groupby("model", sort=True):
-            rows = rows.set_index(keys)
-            common = rows.index.intersection(ref.index)
-            if not len(common):
-                continue
-            base = ref_spread.loc[common].clip(lower=1e-12)
-            ratio = float(np.nanmedian((rows.loc[common, "q90"] - rows.loc[common, "q10"]) / base))
-            shift = float(np.nanmedian(np.abs(rows.loc[common, "q50"] - ref.loc[common, "q50"]) / base))
+        ref = group.loc[group["model"] == reference, [*keys, "q10", "q50", "q90"]]
+        joined = group[group["model"] != reference].merge(ref, on=keys, suffixes=("", "_ref"))
+        base = (joined["q90_ref"] - joined["q10_ref"]).astype("float64").clip(lower=1e-12)
+        medians = pd.DataFrame({"model": joined["model"],
+                                "ratio": (joined["q90"] - joined["q10"]).astype("float64") / base,
+                                "shift": (joined["q50"] - joined["q50_ref"]).abs().astype("float64") / base,
+                                }).groupby("model", sort=True).median()
+        for model, ratio, shift in zip(medians.index, medians["ratio"], medians["shift"]):
             if not np.isfinite(ratio) or not bounds[0] <= ratio <= bounds[1]:
                 out.setdefault(str(horizon), {})[model] = f"P10-P90 spread {ratio:.2f}x the reference's"
             elif not np.isfinite(shift) or shift > max_shift:
@@ -637,6 +639,10 @@ def _out_of_fold(history: pd.DataFrame, members: dict[str, list[str]], horizons,
         parts.append(combine(history[inside], {h: {m: w.get(m, 0.0) for m in history["model"].unique()}
                                                for h, w in weights.items()}))
     return _attach_realized(pd.concat(parts, ignore_index=True), history), key, blocks
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 def _fold_key(frame: pd.DataFrame) -> str:

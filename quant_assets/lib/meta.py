@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
 from quant_assets.lib.ensemble import SIZING_COLUMNS, build_class_ensembles
+from quant_assets.lib.memo import DiskMemo
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.report import markdown_table
@@ -52,9 +54,11 @@ def class_growth(warehouse: Warehouse, window_start: date) -> dict[str, float]:
     return dict(zip(frame["asset_class"], frame["growth"].astype("float64")))
 
 
-def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES) -> dict[str, object]:
+def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES,
+                    cache_dir: Path | None = None) -> dict[str, object]:
     """Bring stored outcomes and scores up to date with the labels, then write the window's ensemble
-    distributions and confidence, and its ``ensemble`` scores."""
+    distributions and confidence, and its ``ensemble`` scores. With ``cache_dir``, what the ensemble learns from
+    the earlier windows is kept there: the window's later runs (one a day) read it back."""
     with warehouse.writer() as con:
         refreshed = refresh_outcomes(con)
     current, history = load_window_predictions(warehouse, window_start, models)
@@ -62,7 +66,8 @@ def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[s
     combined, info = build_class_ensembles(current, history, window_start,
                                            dict(zip(classes["symbol"], classes["asset_class"])), reference=BASELINE,
                                            reference_drift_days=training_days_per_symbol(warehouse, window_start),
-                                           class_growth=class_growth(warehouse, window_start))
+                                           class_growth=class_growth(warehouse, window_start),
+                                           memo=DiskMemo(cache_dir) if cache_dir else None)
     outcomes = current.drop_duplicates(["symbol", "date", "horizon"])[["symbol", "date", "horizon", "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=["symbol", "date", "horizon"], how="left"

@@ -7,7 +7,7 @@ import dagster as dg
 from quant_assets.defs.automation import ON_DEPS_UPDATED
 from quant_assets.defs.features.assets import LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
-from quant_assets.defs.resources import WarehouseResource
+from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.daily import DAILY_PREDICTIONS_KEY
 from quant_assets.lib.meta import ensemble_window
 from quant_assets.lib.models import MODEL_NAMES
@@ -29,8 +29,10 @@ def build_ensemble_defs(partitions: dg.TimeWindowPartitionsDefinition) -> dg.Ass
               automation_condition=ON_DEPS_UPDATED,
               kinds={"sklearn", "scipy", "duckdb"},
               description="Stacked, recalibrated distributions of the nine models with a calibrated confidence.")
-    def meta_ensemble(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        summary = ensemble_window(warehouse.get(), date.fromisoformat(context.partition_key))
+    def meta_ensemble(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                      settings: SettingsResource) -> dg.MaterializeResult:
+        summary = ensemble_window(warehouse.get(), date.fromisoformat(context.partition_key),
+                                  cache_dir=settings.get().ensemble_cache)
         return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
 
     return meta_ensemble

@@ -69,11 +69,13 @@ def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR, partitions: dg.Daily
     def dbt_features(context: dg.AssetExecutionContext, dbt: VenvDbtCliResource, warehouse: WarehouseResource,
                      settings: SettingsResource):
         # dbt's profile reads the warehouse path from the environment of the dbt process it starts.
-        os.environ["QUANT_WAREHOUSE"] = str(settings.get().warehouse_path)
+        current = settings.get()
+        os.environ["QUANT_WAREHOUSE"] = str(current.warehouse_path)
         days = context.partition_time_window
         dbt_vars = {"partition_start": days.start.date().isoformat(), "partition_end": days.end.date().isoformat()}
         with warehouse.get().exclusive():
-            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
+                               target_path=current.dbt_target_path).stream()
 
     @dg.asset_check(asset=FEATURES_KEY, blocking=True, name="feature_lookahead_audit",
                     description="Rebuilds the features on history cut at several dates; fails if any value on or "

@@ -114,7 +114,9 @@ def _cluster_fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
                                                  dagster_run_id=context.run_id)
         return dg.Output(outputs, metadata=as_dagster_metadata(summary))
 
-    # A check that takes a partitioned asset as an input is handed every partition, so it reads its window's folders.
+    # Unlike one machine's fits, the check is a step of its own here: it audits what the worker uploaded, read back
+    # from the object store. A check that takes a partitioned asset as an input is handed every partition, so it
+    # reads its window's folders.
     @dg.asset_check(asset=fit, name="training_cutoff", blocking=True,
                     description="Fails if the fit trained on a label that ended inside the window or its embargo.")
     def training_cutoff(context: dg.AssetCheckExecutionContext, settings: SettingsResource) -> dg.AssetCheckResult:
@@ -125,4 +127,4 @@ def _cluster_fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
         violations = object_store.audit_fold(inputs, outputs, _window_start(context), model_name)
         return dg.AssetCheckResult(passed=not violations, metadata={"violations": dg.MetadataValue.json(violations)})
 
-    return fit, training_cutoff
+    return fit, [training_cutoff]

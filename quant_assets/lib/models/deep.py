@@ -56,12 +56,18 @@ def torch_session(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
+        _use_deterministic_algorithms(True)
         try:
             yield
         finally:
             torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            _use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def _use_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms`` without its other half: it also sets the flag of torch.compile's code
+    generator, importing it (2 s in every process that fits or predicts); these models are never compiled."""
+    torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 def row_dates(frame: pd.DataFrame, model: str) -> np.ndarray:

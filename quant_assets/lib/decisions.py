@@ -63,7 +63,11 @@ class Decision:
 
     @property
     def half_kelly(self) -> dict[str, float]:
-        return dict(zip(self.kelly, half_kelly(np.array(list(self.kelly.values())))))
+        return half_kelly_weights(self.kelly)
+
+
+def half_kelly_weights(kelly: dict[str, float]) -> dict[str, float]:
+    return dict(zip(kelly, half_kelly(np.array(list(kelly.values())))))
 
 
 def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> Decision:
@@ -282,7 +286,7 @@ def decision_backtest(warehouse: Warehouse, policy: SizingPolicy, periods_per_ye
         kelly, binding = decided.get((row.window_start.date(), inputs)) or _decide_anew(marginals, residuals, first, policy)
         fresh[row.window_start.date()] = (inputs, kelly, binding)
         weights["full_kelly"].append(kelly)
-        weights["half_kelly"].append(dict(zip(kelly, half_kelly(np.array(list(kelly.values()))))))
+        weights["half_kelly"].append(half_kelly_weights(kelly))
         weights["equal_weight"].append({s: 1.0 / len(kelly) for s in kelly})
         if BENCHMARK in weights:
             weights[BENCHMARK].append({BENCHMARK_SYMBOL: 1.0})

@@ -23,8 +23,8 @@ import sys
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 from datetime import date, datetime, time, timedelta, timezone
+from importlib.metadata import version
 from pathlib import Path
 
 import duckdb

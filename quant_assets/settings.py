@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Unset, it follows the data: the sample's or a prices file's last date; today (UTC) for the network providers.
     today: date | None = None
     seed: int = 7
+    # Results keyed by their inputs' content (the audit's compiled dbt SQL, what a window's ensemble learned), so
+    # homes may share them. Unset: $QUANT_HOME/cache.
+    cache_dir: Path | None = None
 
     # Walk-forward: evaluation windows are Dagster partitions; the cadence is the re-training cadence.
     # Unset, the windows follow the data: they end with the month of its last date (see _default_windows_end)
@@ -123,19 +126,19 @@ class Settings(BaseSettings):
 
     @property
     def dbt_target_path(self) -> Path:
-        """Where the features' dbt runs write their artifacts: one folder, rewritten by each run (dbt runs on a
-        warehouse take turns under its lock), not a new one per run in the project."""
-        return self.home / "cache" / "dbt_target"
+        """Where the features' dbt runs write their artifacts: one folder per warehouse, rewritten by each run (dbt
+        runs on a warehouse take turns under its lock), not a new one per run in the project."""
+        return self.home / "dbt_target"
 
     @property
     def ensemble_cache(self) -> Path:
         """What a window's ensemble learned from the earlier windows, read back by its daily runs."""
-        return self.home / "cache" / "ensemble"
+        return (self.cache_dir or self.home / "cache") / "ensemble"
 
     @property
     def compiled_features_cache(self) -> Path:
         """The dbt project's compiled SQL for the lookahead audit, one file per version of the project."""
-        return self.home / "cache" / "compiled_features"
+        return (self.cache_dir or self.home / "cache") / "compiled_features"
 
     @property
     def models_home(self):

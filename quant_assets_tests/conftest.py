@@ -10,11 +10,19 @@ import pytest
 TINY_UNIVERSE = "AAPL,MSFT,JNJ,SP500,BTC"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One QUANT_CACHE_DIR for the session's homes: its entries are keyed by content, so a test reuses the dbt SQL
+    another compiled (10 s per home that audits its features) without sharing anything else."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
 @pytest.fixture
-def quant_home(tmp_path, monkeypatch):
+def quant_home(tmp_path, monkeypatch, shared_cache):
     """A private QUANT_HOME with the tiny sample universe; provider keys removed from the environment."""
     home = tmp_path / "quant"
     monkeypatch.setenv("QUANT_HOME", str(home))
+    monkeypatch.setenv("QUANT_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("QUANT_UNIVERSE", TINY_UNIVERSE)
     monkeypatch.setenv("QUANT_HISTORY_START", "2016-01-01")
     for name in ("QUANT_TODAY", "QUANT_PRICES_FILE", "QUANT_ONCHAIN_FILE", "QUANT_PROVIDER", "POLYGON_API_KEY", "MLFLOW_TRACKING_URI"):

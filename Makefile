@@ -25,7 +25,7 @@ demo: install
 	$(PY) -m quant_assets.demo
 
 test: install web chromium cluster-services
-	$(PY) -m pytest -q -n 2 --dist loadscope --durations=15
+	$(PY) -m pytest -q -n 2 --durations=15
 
 # The instance configuration (run queue, one run per core) from the checked-in template; `dagster dev` runs the
 # daemon, which starts the daily schedules, the automation sensor and the freshness sensor (all on by default).

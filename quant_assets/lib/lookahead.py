@@ -31,6 +31,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from quant_assets.lib.memo import write_atomically
+
 KEY_COLUMNS: tuple[str, str] = ("symbol", "date")
 # Pseudo-column naming a row that exists in the full build but not in the truncated one (or vice versa).
 ROW_PRESENCE = "<row>"
@@ -288,11 +290,7 @@ class DbtFeatureBuilder:
         if cached.is_file():
             return [_CompiledModel(**model) for model in json.loads(cached.read_text())]
         models = self._compile()
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        # Written aside and renamed, so a process reading the cache never sees half a file.
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps([asdict(model) for model in models]))
-        partial.replace(cached)
+        write_atomically(cached, json.dumps([asdict(model) for model in models]).encode())
         return models
 
     def _fingerprint(self) -> str:

@@ -34,12 +34,7 @@ class DiskMemo:
             with path.open("rb") as handle:
                 return pickle.load(handle)
         result = fn(*args)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # Written aside and renamed: a reader never sees half a file.
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        with partial.open("wb") as handle:
-            pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(path)
+        write_atomically(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
         self._prune()
         return result
 
@@ -47,6 +42,14 @@ class DiskMemo:
         kept = sorted(self.folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[KEEP:]:
             old.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` aside and rename it to ``path`` (its folder created): a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 def content_key(*parts: Any) -> str:

@@ -34,7 +34,7 @@ GOAL_BUSY_P99_MS = 1000.0
 IDLE_REQUESTS = 400
 BACKFILL = """
 import sys
-from quant_assets import demo
+from quant_assets.demo import local as demo
 from quant_assets.definitions import defs
 demo.market_and_features()
 window = defs.resolve_job_def("walk_forward").partitions_def.get_partition_keys()[-1]
@@ -82,15 +82,15 @@ def _report(name: str, times: list[float], errors: int, cached: int) -> None:
 
 
 def main() -> int:
-    from quant_assets.lib.warehouse import Warehouse
-    from quant_assets_tests.surface_warehouse import add_forecasts_and_projections
+    from quant_assets.lib.storage.warehouse import Warehouse
+    from quant_assets.demo.surface import add_forecasts_and_projections
 
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "QUANT_HOME": home, "QUANT_UNIVERSE": "AAPL,MSFT,JNJ,SP500,BTC",
                "QUANT_HISTORY_START": "2016-01-01", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONPATH": str(ROOT)}
         env.pop("POLYGON_API_KEY", None)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "from quant_assets import demo; demo.market_and_features()"],
+        subprocess.run([sys.executable, "-c", "from quant_assets.demo import local as demo; demo.market_and_features()"],
                        env=env, check=True, cwd=ROOT)
         add_forecasts_and_projections(Warehouse(Path(home) / "warehouse.duckdb"))
         print(f"set-up: market_and_features + synthetic ensemble + projections in {time.perf_counter() - started:.0f} s")

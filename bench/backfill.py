@@ -31,7 +31,7 @@ def main() -> int:
     os.environ.update(QUANT_HOME=home, QUANT_UNIVERSE=os.environ.get("QUANT_UNIVERSE", TINY_UNIVERSE),
                       QUANT_HISTORY_START=os.environ.get("QUANT_HISTORY_START", "2012-01-01"),
                       DAGSTER_HOME=os.path.join(home, "dagster"), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
-    from quant_assets import demo
+    from quant_assets.demo import local as demo
     from quant_assets.settings import get_settings
 
     from quant_assets.defs.automation import RANGE_END, RANGE_START

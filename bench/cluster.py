@@ -67,7 +67,7 @@ def step_seconds(cluster: demo.Cluster) -> dict[str, list[float]]:
 
 
 def object_store_mib(cluster: demo.Cluster) -> dict[str, float]:
-    from quant_assets.lib.object_store import filesystem
+    from quant_assets.lib.storage.object_store import filesystem
 
     fs = filesystem(cluster.env["QUANT_S3_ENDPOINT_URL"])
     os.environ.update({k: cluster.env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})

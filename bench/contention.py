@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.warehouse import Warehouse
+from quant_assets.lib.storage.warehouse import Warehouse
 
 ROWS_PER_BATCH = 200
 

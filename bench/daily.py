@@ -43,7 +43,7 @@ def new_session() -> int:
     """The new day, in this fresh process with the code location loaded (untimed, as a code server has it)."""
     import dagster as dg
 
-    from quant_assets import demo
+    from quant_assets.demo import local as demo
     from quant_assets.definitions import build_definitions
     from quant_assets.defs.automation import missing_days_request
 
@@ -74,7 +74,7 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="bench_daily_")
     os.environ.update(QUANT_HOME=home, QUANT_TODAY=PREVIOUS_SESSION, DBT_SEND_ANONYMOUS_USAGE_STATS="false",
                       QUANT_DEMO_WINDOWS=os.environ.get("QUANT_DEMO_WINDOWS", "2"))
-    from quant_assets import demo
+    from quant_assets.demo import local as demo
 
     started = time.perf_counter()
     if demo.main() != 0:

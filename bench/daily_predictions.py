@@ -40,8 +40,8 @@ STEP = """
 import json, sys, time
 t0 = time.perf_counter()
 from datetime import date
-from quant_assets.lib import daily
-from quant_assets.lib.warehouse import Warehouse
+from quant_assets.lib.walk_forward import predict_daily as daily
+from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets.settings import Settings
 t1 = time.perf_counter()
 import torch

@@ -44,9 +44,9 @@ from walk_forward import build_warehouse, load_note, parse_windows  # noqa: E402
 
 from quant_assets.lib.models import BASELINE, MODEL_NAMES  # noqa: E402
 from quant_assets.lib.models.base import HORIZON_BY_LABEL, HORIZONS, QUANTILE_COLUMNS  # noqa: E402
-from quant_assets.lib.outcomes import OUTCOMES_SQL  # noqa: E402
-from quant_assets.lib.scoring import crps_quantiles, newey_west_t  # noqa: E402
-from quant_assets.lib.warehouse import Warehouse  # noqa: E402
+from quant_assets.lib.walk_forward.outcomes import OUTCOMES_SQL  # noqa: E402
+from quant_assets.lib.walk_forward.scoring import crps_quantiles, newey_west_t  # noqa: E402
+from quant_assets.lib.storage.warehouse import Warehouse  # noqa: E402
 
 GOAL_COVERAGE = (0.75, 0.85)
 
@@ -54,8 +54,8 @@ GOAL_COVERAGE = (0.75, 0.85)
 def fit_window(home: str, start: date, end: date, models: list[str]) -> tuple[str, float, dict[str, float]]:
     """Plan, fit every model of one window and store it (what the plan and fit assets do, without MLflow)."""
     os.environ["QUANT_HOME"] = home
-    from quant_assets.lib.folds import plan_and_store, stored_plans
-    from quant_assets.lib.training import load_panel, panel_span, run_fold, store_fold
+    from quant_assets.lib.walk_forward.folds import plan_and_store, stored_plans
+    from quant_assets.lib.walk_forward.training import load_panel, panel_span, run_fold, store_fold
     from quant_assets.settings import Settings
 
     settings = Settings()
@@ -117,7 +117,7 @@ class Ensembles:
 
     def build_ready(self) -> None:
         """Build the next ensembles whose windows, and all before them, are fitted."""
-        from quant_assets.lib.meta import ensemble_window
+        from quant_assets.lib.ensemble.window import ensemble_window
 
         fitted = fitted_windows(self.warehouse, self.models)
         for start in self.windows[len(self.built):]:
@@ -131,7 +131,7 @@ class Ensembles:
 
     def build_rest(self) -> None:
         """The fitted windows not built yet (a window missing from a partial run leaves a gap), in order."""
-        from quant_assets.lib.meta import ensemble_window
+        from quant_assets.lib.ensemble.window import ensemble_window
 
         fitted = fitted_windows(self.warehouse, self.models)
         for start in self.windows:
@@ -205,7 +205,7 @@ def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def decision_figures(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, dict]:
-    from quant_assets.lib.decisions import SizingPolicy, decision_backtest
+    from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest
 
     summary = decision_backtest(warehouse, SizingPolicy(horizon=horizon, n_scenarios=4000), 12.0, 10.0)
     table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")

@@ -30,7 +30,7 @@ def measure(storage: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from dagster import DagsterEventType
 
-    from quant_assets import demo
+    from quant_assets.demo import local as demo
     from quant_assets.settings import get_settings
 
     settings = get_settings()

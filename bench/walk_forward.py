@@ -63,9 +63,9 @@ from quant_assets.lib.models.base import (  # noqa: E402
     feature_columns,
     training_rows,
 )
-from quant_assets.lib.training import LABEL_COLUMNS, load_panel, panel_span, run_fold  # noqa: E402
-from quant_assets.lib.walkforward import WindowPlan, eval_mask, plan_window, training_mask  # noqa: E402
-from quant_assets.lib.warehouse import Warehouse  # noqa: E402
+from quant_assets.lib.walk_forward.training import LABEL_COLUMNS, load_panel, panel_span, run_fold  # noqa: E402
+from quant_assets.lib.walk_forward.plan import WindowPlan, eval_mask, plan_window, training_mask  # noqa: E402
+from quant_assets.lib.storage.warehouse import Warehouse  # noqa: E402
 from quant_assets.settings import Settings  # noqa: E402
 
 HORIZON = "1m"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from quant_assets.lib.projector import AmountError, parse_amount, projector_columns
+from quant_assets.lib.projections.projector import AmountError, parse_amount, projector_columns
 
 EXIT_BAD_INPUT = 2
 # Nothing to show yet (no warehouse, no projections) or the warehouse is busy: try again later.
@@ -43,7 +43,7 @@ def project(amount: float) -> tuple[list[str], list[tuple]]:
     or the warehouse stays locked by a writer."""
     import duckdb
 
-    from quant_assets.lib.warehouse import Warehouse, WarehouseBusyError
+    from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
 
     path = _warehouse_path()
     if not path.exists():

@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", categor
 # A daemon-launched run starts each step in a new process. Forked from a server that has already imported the
 # model libraries and this code location, a step starts in well under a second instead of re-importing torch,
 # LightGBM, XGBoost, MLflow and Dagster (seconds per step, ten fits per window).
-WALK_FORWARD_PRELOAD = ["torch", "lightgbm", "xgboost", "arch", "sklearn", "mlflow", "quant_assets.lib.folds",
+WALK_FORWARD_PRELOAD = ["torch", "lightgbm", "xgboost", "arch", "sklearn", "mlflow", "quant_assets.lib.walk_forward.folds",
                         "quant_assets.lib.models.deep", "quant_assets.lib.models.trees", "quant_assets.lib.models.garch",
                         "quant_assets.definitions"]
 WALK_FORWARD_EXECUTOR = dg.multiprocess_executor.configured(

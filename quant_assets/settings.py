@@ -174,8 +174,8 @@ def _first_of_next_month(day: date) -> date:
 
 @cache
 def _last_file_date(path: Path, modified_ns: int, date_format: str | None = None) -> date | None:
-    from quant_assets.lib.providers.files import read_price_file
-    from quant_assets.lib.providers.schema import InputError
+    from quant_assets.lib.market.providers.files import read_price_file
+    from quant_assets.lib.market.providers.schema import InputError
 
     try:
         dates = read_price_file(path, date_format)["date"].drop_nulls()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import quant_assets
-from quant_assets.lib.warehouse import Warehouse
-from quant_assets_tests.test_projector_cli import seed_projections
+from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets_tests.support.projections import seed_projections
 
 
 def quant(*args, home, **env):

@@ -53,7 +53,7 @@ def test_an_explicit_end_alone_starts_the_windows_three_years_earlier(quant_home
 def test_history_starts_where_the_first_window_needs_it(quant_home, monkeypatch):
     from datetime import timedelta
 
-    from quant_assets.lib.walkforward import plan_window
+    from quant_assets.lib.walk_forward.plan import plan_window
 
     monkeypatch.delenv("QUANT_HISTORY_START", raising=False)
     settings = get_settings()

@@ -14,9 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from quant_assets.api.config import ApiConfig
 from quant_assets.api.routers import backtest, compare, health, plays, projector
 from quant_assets.api.state import ApiState, WarehouseUnavailable
-from quant_assets.lib import pages
-from quant_assets.lib.providers.http import scrub
-from quant_assets.lib.warehouse import WarehouseBusyError
+from quant_assets.api import pages
+from quant_assets.lib.market.providers.http import scrub
+from quant_assets.lib.storage.warehouse import WarehouseBusyError
 
 log = logging.getLogger(__name__)
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from quant_assets.api.state import ApiState
-from quant_assets.lib.live import LivePrices
+from quant_assets.lib.market.live import LivePrices
 
 
 def get_state(request: Request) -> ApiState:

@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from quant_assets.api.config import ApiConfig
-from quant_assets.lib import pages
-from quant_assets.lib.live import LastClose, LivePrices
-from quant_assets.lib.warehouse import Warehouse, WarehouseBusyError
+from quant_assets.api import pages
+from quant_assets.lib.market.live import LastClose, LivePrices
+from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
 
 
 class WarehouseUnavailable(RuntimeError):

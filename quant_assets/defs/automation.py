@@ -15,8 +15,8 @@ import dagster as dg
 from quant_assets.defs.market.assets import PRICES_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.calendar import clock_moment, last_completed_day, last_completed_session
-from quant_assets.lib.providers.sample import CRYPTO_PROFILES
+from quant_assets.lib.market.calendar import clock_moment, last_completed_day, last_completed_session
+from quant_assets.lib.market.providers.sample import CRYPTO_PROFILES
 
 MARKET_JOB = "market"
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

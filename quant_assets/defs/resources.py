@@ -20,7 +20,7 @@ from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 from pydantic import Field
 
-from quant_assets.lib.warehouse import Warehouse, ensure_table
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_table
 from quant_assets.settings import Settings
 
 

@@ -112,7 +112,7 @@ def _pause_sensors(env: dict[str, str]) -> None:
 def _create_experiment(env: dict[str, str]) -> None:
     """The walk-forward experiment created by the server, so its artifacts go through it to the object store
     (a client creating it would give it a local artifact folder)."""
-    done = subprocess.run([sys.executable, "-c", "import mlflow; from quant_assets.lib.tracking import EXPERIMENT; "
+    done = subprocess.run([sys.executable, "-c", "import mlflow; from quant_assets.lib.walk_forward.tracking import EXPERIMENT; "
                            "mlflow.get_experiment_by_name(EXPERIMENT) or mlflow.create_experiment(EXPERIMENT)"],
                           env=env, cwd=REPO, capture_output=True, text=True)
     if done.returncode:
@@ -229,7 +229,7 @@ def _last_windows(env: dict[str, str], count: int) -> list[str]:
 
 
 def _stage_main(name: str, windows: list[str]) -> None:
-    from quant_assets import demo
+    from quant_assets.demo import local as demo
     from quant_assets.settings import get_settings
 
     if name == "prepare":

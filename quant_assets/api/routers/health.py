@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from quant_assets.api.deps import get_live, get_state
 from quant_assets.api.models import HealthResponse
 from quant_assets.api.state import ApiState, WarehouseUnavailable
-from quant_assets.lib import pages
-from quant_assets.lib.live import LivePrices
+from quant_assets.api import pages
+from quant_assets.lib.market.live import LivePrices
 
 router = APIRouter(tags=["health"])
 

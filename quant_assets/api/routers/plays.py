@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path
 from quant_assets.api.deps import get_live, get_state
 from quant_assets.api.models import Play, PlayIn, PlayPatch, PlaysResponse
 from quant_assets.api.state import ApiState
-from quant_assets.lib import pages
-from quant_assets.lib.live import LivePrices
+from quant_assets.api import pages
+from quant_assets.lib.market.live import LivePrices
 
 router = APIRouter(tags=["plays"])
 PlayId = Annotated[int, Path(ge=1, description="the play's id")]

@@ -9,7 +9,7 @@ from quant_assets.defs.features.assets import LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.daily import DAILY_PREDICTIONS_KEY
-from quant_assets.lib.meta import ensemble_window
+from quant_assets.lib.ensemble.window import ensemble_window
 from quant_assets.lib.models import MODEL_NAMES
 
 ENSEMBLE_KEY = dg.AssetKey(["meta_ensemble"])

@@ -17,7 +17,7 @@ from quant_assets.defs.automation import FOLLOW_EVERY_NEW_DAY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.lookahead import lookahead_audit
+from quant_assets.lib.features.lookahead import lookahead_audit
 from quant_assets.settings import get_settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_features"

@@ -11,8 +11,8 @@ import polars as pl
 
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.calendar import clock_moment
-from quant_assets.lib.market import LoadResult, Slice, load_onchain, load_prices
+from quant_assets.lib.market.calendar import clock_moment
+from quant_assets.lib.market.slices import LoadResult, Slice, load_onchain, load_prices
 
 PRICES_KEY = dg.AssetKey(["market", "prices"])
 ONCHAIN_KEY = dg.AssetKey(["market", "onchain"])

@@ -11,8 +11,8 @@ from quant_assets.defs.features.assets import LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.decisions import SizingPolicy, decision_backtest, project_day
-from quant_assets.lib.scorecard import build_scorecard, load_scorecard_inputs, scorecard_summary, write_scorecard
+from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest, project_day
+from quant_assets.lib.projections.scorecard import build_scorecard, load_scorecard_inputs, scorecard_summary, write_scorecard
 from quant_assets.settings import Settings
 
 PERIODS_PER_YEAR = {"weekly": 52.0, "monthly": 12.0, "quarterly": 4.0}

@@ -8,7 +8,7 @@ from quant_assets.defs.automation import ON_WINDOW_OPEN
 from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.folds import audit_fit, audit_plan, fit_and_store, plan_and_store
+from quant_assets.lib.walk_forward.folds import audit_fit, audit_plan, fit_and_store, plan_and_store
 from quant_assets.lib.models import BASELINE, MODEL_NAMES, model_entry
 
 PLAN_KEY = dg.AssetKey(["walk_forward_plan"])

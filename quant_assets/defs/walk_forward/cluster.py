@@ -15,7 +15,7 @@ from quant_assets.defs.features.assets import FEATURES_KEY, LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.assets import PLAN_KEY, build_walk_forward_defs
-from quant_assets.lib import object_store
+from quant_assets.lib.storage import object_store
 from quant_assets.lib.models import BASELINE, MODEL_NAMES, model_entry
 from quant_assets.settings import Settings
 

@@ -10,7 +10,7 @@ from quant_assets.defs.features.assets import FEATURES_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.daily import predict_and_store_day
+from quant_assets.lib.walk_forward.predict_daily import predict_and_store_day
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.settings import Settings
 

@@ -1,0 +1,33 @@
+"""A warehouse with two days of stored advice (allocations, bands, the trade plan) and the projector macro."""
+
+import math
+from datetime import date
+
+import pandas as pd
+
+from quant_assets.lib.models.base import HORIZONS
+from quant_assets.lib.projections.projector import install_projector
+from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+
+AS_OF = date(2022, 12, 28)
+
+
+def seed_projections(path):
+    """Two positions (60% half-Kelly in total) with bands that widen with the horizon."""
+    allocations = pd.DataFrame({
+        "as_of": [AS_OF] * 3, "symbol": ["AAPL", "BTC", "JNJ"], "rank": [1, 2, 3],
+        "asset_class": ["equity", "crypto", "equity"], "confidence": [0.62, 0.58, 0.51],
+        "kelly_weight": [0.5, 0.7, 0.0], "half_kelly_weight": [0.25, 0.35, 0.0], "last_price": [130.0, 16500.0, 177.0],
+        "expected_return_1w": [0.002] * 3, "expected_return_1m": [0.01, 0.02, -0.001],
+        "expected_return_3m": [0.03] * 3, "expected_return_1y": [0.08] * 3,
+    })
+    rows = []
+    for symbol, vol in (("AAPL", 0.3), ("BTC", 0.7), ("JNJ", 0.2), ("PORTFOLIO", 0.25)):
+        for h, years in zip(HORIZONS, (1 / 52, 1 / 12, 0.25, 1.0)):
+            s = vol * math.sqrt(years)
+            rows.append({"as_of": AS_OF, "symbol": symbol, "horizon": h, "p10": -1.28 * s, "p25": -0.67 * s,
+                         "p50": 0.01 * years, "p75": 0.67 * s, "p90": 1.28 * s, "prob_loss": 0.48})
+    with Warehouse(path).writer() as con:
+        replace_in(con, "projections.allocations", allocations, None)
+        replace_in(con, "projections.bands", pd.DataFrame(rows), None)
+        install_projector(con, AS_OF)

@@ -43,10 +43,11 @@ sys.path.insert(0, str(REPO / "bench"))
 from walk_forward import build_warehouse, load_note, parse_windows  # noqa: E402
 
 from quant_assets.lib.models import BASELINE, MODEL_NAMES  # noqa: E402
-from quant_assets.lib.models.base import HORIZON_BY_LABEL, HORIZONS, QUANTILE_COLUMNS  # noqa: E402
+from quant_assets.lib.models.base import QUANTILE_COLUMNS  # noqa: E402
+from quant_assets.lib.storage.warehouse import Warehouse  # noqa: E402
+from quant_assets.lib.vocabulary import HORIZON_BY_LABEL, HORIZONS  # noqa: E402
 from quant_assets.lib.walk_forward.outcomes import OUTCOMES_SQL  # noqa: E402
 from quant_assets.lib.walk_forward.scoring import crps_quantiles, newey_west_t  # noqa: E402
-from quant_assets.lib.storage.warehouse import Warehouse  # noqa: E402
 
 GOAL_COVERAGE = (0.75, 0.85)
 

@@ -19,8 +19,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from quant_assets.lib.models.base import HORIZONS, gaussian_distribution  # noqa: E402
+from quant_assets.lib.models.base import gaussian_distribution  # noqa: E402
 from quant_assets.lib.projections.montecarlo import simulate  # noqa: E402
+from quant_assets.lib.vocabulary import HORIZONS  # noqa: E402
 
 N_SYMBOLS = 20
 N_SCENARIOS = 10_000

@@ -11,13 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
-SAMPLE_EQUITIES = ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
-                   "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM")
-INDEX_SYMBOL = "SP500"
-SAMPLE_CRYPTO = ("BTC", "ETH")
-DEFAULT_UNIVERSE = (*SAMPLE_EQUITIES, INDEX_SYMBOL, *SAMPLE_CRYPTO)
-# skfolio's bundled closes end on 2022-12-28; the simulated crypto follows the same calendar.
-SAMPLE_LAST_DATE = date(2022, 12, 28)
+from quant_assets.lib.vocabulary import DEFAULT_UNIVERSE, SAMPLE_LAST_DATE
 
 
 class Settings(BaseSettings):

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from quant_assets.lib.vocabulary import COINBASE_URL, POLYGON_URL
+
 
 @dataclass(frozen=True)
 class ApiConfig:
@@ -16,8 +18,8 @@ class ApiConfig:
     token: str | None = None
     polygon_key: str | None = None
     live_enabled: bool = False
-    polygon_url: str = "https://api.polygon.io"
-    coinbase_url: str = "https://api.exchange.coinbase.com"
+    polygon_url: str = POLYGON_URL
+    coinbase_url: str = COINBASE_URL
     live_ttl_seconds: float = 15.0
     live_timeout_seconds: float = 2.0
     # How long a request waits for a pipeline writer before answering from its last read.

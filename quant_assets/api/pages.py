@@ -11,8 +11,8 @@ import math
 from datetime import date, datetime, timezone
 
 from quant_assets.lib.market.live import LastClose, Quote
-from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.projections.projector import HORIZON_LABELS, MAX_AMOUNT, PROJECTOR_MACRO
+from quant_assets.lib.vocabulary import HORIZONS
 
 MAX_SHARES = 1e9
 MAX_NOTE = 500

@@ -12,9 +12,10 @@ import polars as pl
 from scipy import stats
 
 from quant_assets.lib.market.providers.sample import sample_crypto, sample_equities
-from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS, QUANTILE_LEVELS
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
 from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest, project_day
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.vocabulary import HORIZONS
 
 SYMBOLS = ("AAPL", "MSFT", "JNJ", "SP500", "BTC")
 WINDOWS = [date(2022, m, 1) for m in (7, 8, 9, 10, 11, 12)]

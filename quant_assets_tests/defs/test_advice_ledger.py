@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS
+from quant_assets.lib.models.base import QUANTILE_COLUMNS
 from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.settings import Settings
 from quant_assets_tests.support.runs import TINY_UNIVERSE, materialize
 

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.lib.walk_forward import training
+from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.projections.day_step import Projection, write_projection
-from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, HORIZONS
-from quant_assets.lib.walk_forward.training import PREDICTION_COLUMNS, FoldResult, store_fold
 from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.walk_forward import training
+from quant_assets.lib.walk_forward.training import PREDICTION_COLUMNS, FoldResult, store_fold
 from quant_assets_tests.support.universe import DBT, PROJECT_DIR, make_universe, write_market
 
 FORK = multiprocessing.get_context("fork")  # the child starts at once, with everything already imported

@@ -10,9 +10,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets_tests.support.projections import AS_OF, seed_projections
 
 

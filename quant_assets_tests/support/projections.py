@@ -5,9 +5,9 @@ from datetime import date
 
 import pandas as pd
 
-from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.vocabulary import HORIZONS
 
 AS_OF = date(2022, 12, 28)
 

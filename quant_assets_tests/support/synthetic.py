@@ -5,7 +5,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.models.base import HORIZONS
+from quant_assets.lib.vocabulary import HORIZONS
 
 SYMBOLS = {"SP500": "equity", "BBB": "equity", "CCC": "equity", "DDD": "equity", "XBT": "crypto"}
 

@@ -15,16 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import httpx
 
 from quant_assets.lib.market.providers.http import ProviderError, get_json, is_number, make_client, scrub
+from quant_assets.lib.vocabulary import COINBASE_URL, POLYGON_URL
 
 log = logging.getLogger(__name__)
 
-POLYGON_URL = "https://api.polygon.io"
-COINBASE_URL = "https://api.exchange.coinbase.com"
 # A quote older than this is "delayed" (Polygon's lower plans are 15 minutes behind).
 DELAYED_AFTER_SECONDS = 60.0
 # A quote older than this is "stale": the market is closed or the source stopped updating.

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from quant_assets.lib.vocabulary import HORIZON_BY_LABEL, Horizon
+
 QUANTILE_LEVELS: tuple[float, ...] = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
 QUANTILE_COLUMNS: tuple[str, ...] = ("q05", "q10", "q25", "q50", "q75", "q90", "q95")
 DISTRIBUTION_COLUMNS: tuple[str, ...] = ("mean", "std", *QUANTILE_COLUMNS, "p_up")
@@ -25,24 +27,6 @@ KEY_COLUMNS: tuple[str, ...] = ("symbol", "date")
 TARGET = "target"
 # Columns a feature frame may carry that are never model inputs.
 NON_FEATURE_COLUMNS = frozenset({"symbol", "date", "asset_class", TARGET, "source"})
-
-
-@dataclass(frozen=True)
-class Horizon:
-    """A forecast horizon: its label and its length in steps of the symbol's own calendar."""
-
-    label: str
-    equity_sessions: int
-    crypto_days: int
-
-
-HORIZONS: tuple[Horizon, ...] = (
-    Horizon("1w", 5, 7),
-    Horizon("1m", 21, 30),
-    Horizon("3m", 63, 91),
-    Horizon("1y", 252, 365),
-)
-HORIZON_BY_LABEL = {h.label: h for h in HORIZONS}
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

@@ -8,15 +8,16 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from quant_assets.lib.models.base import QUANTILE_COLUMNS
 from quant_assets.lib.projections.backtest import held_backtest
 from quant_assets.lib.projections.kelly import cap_binding_share, half_kelly, scenario_kelly, shrink_expected_returns
-from quant_assets.lib.storage.memo import content_key
-from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS
 from quant_assets.lib.projections.montecarlo import Scenarios, bands, fan_chart_png, simulate
-from quant_assets.lib.walk_forward.outcomes import ensure_columns
 from quant_assets.lib.projections.projector import install_projector
-from quant_assets.render.report import markdown_table
+from quant_assets.lib.storage.memo import content_key
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.walk_forward.outcomes import ensure_columns
+from quant_assets.render.report import markdown_table
 
 HORIZON_LABELS = [h.label for h in HORIZONS]
 # Recent daily returns, demeaned per symbol, stand in for the residuals whose correlation couples the scenarios.

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from quant_assets.lib.models.base import HORIZON_BY_LABEL, QUANTILE_COLUMNS, QUANTILE_LEVELS
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
+from quant_assets.lib.vocabulary import HORIZON_BY_LABEL
 
 BAND_LEVELS: dict[str, float] = {"p10": 0.10, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p90": 0.90}
 PORTFOLIO = "PORTFOLIO"

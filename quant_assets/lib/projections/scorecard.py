@@ -15,10 +15,10 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.models.base import HORIZONS
 from quant_assets.lib.projections.montecarlo import PORTFOLIO
-from quant_assets.render.report import markdown_table
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.render.report import markdown_table
 
 HORIZON_LABELS = [h.label for h in HORIZONS]
 COLUMNS = ["as_of", "symbol", "horizon", "weight", "p10", "p50", "p90", "p10_value", "p50_value", "p90_value",

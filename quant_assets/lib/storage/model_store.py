@@ -24,7 +24,8 @@ from pathlib import Path
 import joblib
 from upath import UPath
 
-from quant_assets.lib.models.base import HORIZONS, Forecaster
+from quant_assets.lib.models.base import Forecaster
+from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.training import save_models
 
 POINTER = "CURRENT"

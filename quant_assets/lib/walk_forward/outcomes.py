@@ -16,9 +16,9 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from quant_assets.lib.models.base import HORIZONS
-from quant_assets.lib.walk_forward.scoring import score_predictions
 from quant_assets.lib.storage.warehouse import ensure_table, replace_in
+from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.walk_forward.scoring import score_predictions
 
 ENSEMBLE = "ensemble"
 # One row per (symbol, date, horizon) with the label's value and the date it is realized on.

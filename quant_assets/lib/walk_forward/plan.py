@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.models.base import HORIZON_BY_LABEL, HORIZONS
+from quant_assets.lib.vocabulary import HORIZON_BY_LABEL, HORIZONS
 
 MODES = ("rolling", "expanding")
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from quant_assets.lib.models.base import HORIZONS, QUANTILE_COLUMNS, QUANTILE_LEVELS
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
+from quant_assets.lib.vocabulary import HORIZONS
 
 SCORE_COLUMNS: tuple[str, ...] = ("model", "horizon", "n", "ic", "rank_ic", "crps", "pinball", "coverage_80", "brier")
 PREDICTION_COLUMNS: tuple[str, ...] = (

@@ -13,10 +13,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from quant_assets.lib.models import make_model
-from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, HORIZONS, TARGET, Forecaster
-from quant_assets.lib.walk_forward.scoring import score_predictions
-from quant_assets.lib.walk_forward.plan import WindowPlan, eval_mask, training_mask
+from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, TARGET, Forecaster
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.walk_forward.plan import WindowPlan, eval_mask, training_mask
+from quant_assets.lib.walk_forward.scoring import score_predictions
 
 # Predictions read each symbol's recent past (GARCH filtering, sequence models, trailing baselines).
 CONTEXT_DAYS = 550

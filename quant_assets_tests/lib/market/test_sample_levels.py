@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 
 from quant_assets.lib.market.providers.sample import CRYPTO_END_LEVELS, sample_crypto
-from quant_assets.settings import SAMPLE_LAST_DATE
+from quant_assets.lib.vocabulary import SAMPLE_LAST_DATE
 
 
 def test_simulated_coins_end_at_their_anchor_levels_and_say_they_are_synthetic():

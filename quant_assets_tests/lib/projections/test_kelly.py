@@ -99,8 +99,9 @@ def test_expected_returns_shrink_by_their_uncertainty_like_the_normal_posterior(
 def test_sizing_honours_its_horizon_and_names_an_unknown_one():
     import pandas as pd
 
+    from quant_assets.lib.models.base import gaussian_distribution
     from quant_assets.lib.projections.day_step import SizingPolicy, decide
-    from quant_assets.lib.models.base import HORIZONS, gaussian_distribution
+    from quant_assets.lib.vocabulary import HORIZONS
 
     with pytest.raises(ValueError, match=r"^sizing horizon '2w' is not one of 1w, 1m, 3m, 1y$"):
         SizingPolicy(horizon="2w")
@@ -158,8 +159,9 @@ def test_a_scenario_set_on_which_tight_clarabel_fails_is_solved_by_the_fallbacks
 def test_symbols_at_their_class_prior_get_its_arithmetic_return_exactly_whatever_their_volatility():
     import pandas as pd
 
+    from quant_assets.lib.models.base import gaussian_distribution
     from quant_assets.lib.projections.day_step import SizingPolicy, decide
-    from quant_assets.lib.models.base import HORIZONS, gaussian_distribution
+    from quant_assets.lib.vocabulary import HORIZONS
 
     rng = np.random.default_rng(8)
     symbols, std = ["CALM", "WILD"], np.array([0.04, 0.20])

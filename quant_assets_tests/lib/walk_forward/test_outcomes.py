@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.lib.projections import day_step as decisions
-from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest
-from quant_assets.lib.projections.day_step import decide as real_decide
 from quant_assets.lib.ensemble.window import ensemble_window, load_window_predictions
-from quant_assets.lib.models.base import HORIZONS
-from quant_assets.lib.walk_forward.outcomes import ensure_columns, refresh_outcomes
-from quant_assets.lib.walk_forward.training import load_panel, panel_span, run_fold, store_fold
-from quant_assets.lib.walk_forward.plan import plan_window
+from quant_assets.lib.projections import day_step as decisions
+from quant_assets.lib.projections.day_step import SizingPolicy
+from quant_assets.lib.projections.day_step import decide as real_decide
+from quant_assets.lib.projections.day_step import decision_backtest
 from quant_assets.lib.storage.warehouse import Warehouse
-from quant_assets_tests.support.synthetic import synthetic_market, labels_known_on
+from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.walk_forward.outcomes import ensure_columns, refresh_outcomes
+from quant_assets.lib.walk_forward.plan import plan_window
+from quant_assets.lib.walk_forward.training import load_panel, panel_span, run_fold, store_fold
+from quant_assets_tests.support.synthetic import labels_known_on, synthetic_market
 
 MODELS = ("ridge", "baseline")  # the ensemble adds the baseline reference itself
 W1, W2, W3 = date(2021, 1, 1), date(2021, 2, 1), date(2021, 3, 1)

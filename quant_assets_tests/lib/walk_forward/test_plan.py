@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quant_assets.lib.models.base import HORIZONS
+from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.plan import (
     WindowPlan,
     audit_training_rows,

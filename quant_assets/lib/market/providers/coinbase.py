@@ -20,6 +20,7 @@ from quant_assets.lib.market.providers.http import (
     shape_error,
 )
 from quant_assets.lib.market.providers.schema import PRICE_SCHEMA
+from quant_assets.lib.vocabulary import COINBASE_URL
 
 PROVIDER = "coinbase"
 DAY_SECONDS = 86400
@@ -52,7 +53,7 @@ def fetch_coinbase_candles(
     products: Sequence[str],
     start: date | str,
     end: date | str,
-    base_url: str = "https://api.exchange.coinbase.com",
+    base_url: str = COINBASE_URL,
     client: httpx.Client | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,

@@ -23,6 +23,7 @@ from quant_assets.lib.market.providers.http import (
     shape_error,
 )
 from quant_assets.lib.market.providers.schema import ONCHAIN_SCHEMA
+from quant_assets.lib.vocabulary import COINMETRICS_URL
 
 PROVIDER = "coinmetrics"
 DEFAULT_METRICS: tuple[str, ...] = ("AdrActCnt", "TxCnt", "HashRate", "CapMVRVCur")
@@ -47,7 +48,7 @@ def fetch_coinmetrics(
     metrics: Sequence[str] | None = DEFAULT_METRICS,
     start: date | str | None = None,
     end: date | str | None = None,
-    base_url: str = "https://community-api.coinmetrics.io/v4",
+    base_url: str = COINMETRICS_URL,
     client: httpx.Client | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,

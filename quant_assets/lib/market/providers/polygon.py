@@ -24,6 +24,7 @@ from quant_assets.lib.market.providers.http import (
     shape_error,
 )
 from quant_assets.lib.market.providers.schema import PRICE_SCHEMA
+from quant_assets.lib.vocabulary import POLYGON_URL
 
 PROVIDER = "polygon"
 _OK_STATUSES = frozenset({"OK", "DELAYED"})
@@ -38,7 +39,7 @@ def fetch_polygon_prices(
     start: date | str,
     end: date | str,
     api_key: Any,
-    base_url: str = "https://api.polygon.io",
+    base_url: str = POLYGON_URL,
     client: httpx.Client | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,

@@ -14,9 +14,8 @@ import pandas as pd
 import polars as pl
 
 from quant_assets.lib.market.providers.schema import ONCHAIN_SCHEMA, PRICE_SCHEMA
-from quant_assets.settings import SAMPLE_LAST_DATE
+from quant_assets.lib.vocabulary import SAMPLE_LAST_DATE
 
-INDEX_SYMBOL = "SP500"
 # (first day, daily drift, long-run daily vol) of each simulated coin.
 CRYPTO_PROFILES = {
     "BTC": (date(2014, 1, 1), 0.0011, 0.038),

@@ -41,7 +41,6 @@ def daily_predictions(defs, instance, day: str, run_config) -> float:
 
 def new_session() -> int:
     """The new day, in this fresh process with the code location loaded (untimed, as a code server has it)."""
-    import dagster as dg
 
     from quant_assets.demo import local as demo
     from quant_assets.definitions import build_definitions

@@ -60,9 +60,9 @@ def fit_window(home: str, start: date, end: date, models: list[str]) -> tuple[st
     from quant_assets.settings import Settings
 
     settings = Settings()
-    warehouse = Warehouse(Path(home) / "warehouse.duckdb")
+    warehouse = Warehouse(settings.warehouse_path)
     started = time.perf_counter()
-    plan_and_store(warehouse, settings, start, end)
+    plan_and_store(warehouse, settings.window_rules, start, end)
     plans = stored_plans(warehouse, start)
     panel = load_panel(warehouse, *panel_span(plans))
     seconds = {}
@@ -206,9 +206,10 @@ def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def decision_figures(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, dict]:
-    from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest
+    from quant_assets.lib.projections.decision_backtest import decision_backtest
+    from quant_assets.lib.projections.sizing import SizingPolicy
 
-    summary = decision_backtest(warehouse, SizingPolicy(horizon=horizon, n_scenarios=4000), 12.0, 10.0)
+    summary = decision_backtest(warehouse, SizingPolicy(horizon=horizon, n_scenarios=4000), 12.0, 10.0).summary
     table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
     return table, summary
 

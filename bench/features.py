@@ -33,7 +33,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from quant_assets.lib.features.lookahead import DbtFeatureBuilder  # noqa: E402
+from quant_assets.lib.features.dbt_runner import DbtFeatureBuilder  # noqa: E402
 
 PROJECT_DIR = REPO / "dbt_features"
 DBT = Path(sys.executable).parent / "dbt"

@@ -3,7 +3,6 @@
 Run after `make demo` (it reads $QUANT_HOME/warehouse.duckdb). Goals: p50 <= 5 ms, cold start <= 0.6 s.
 """
 
-import os
 import statistics
 import subprocess
 import sys
@@ -12,12 +11,14 @@ from pathlib import Path
 
 import duckdb
 
+from quant_assets import paths
+
 GOAL_P50_MS = 5.0
 GOAL_COLD_S = 0.6
 
 
 def main() -> int:
-    path = Path(os.environ.get("QUANT_HOME", "~/.quant")).expanduser() / "warehouse.duckdb"
+    path = paths.warehouse_path(paths.home())
     if not path.exists():
         print(f"no warehouse at {path}; run `make demo` first")
         return 1

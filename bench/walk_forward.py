@@ -42,7 +42,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -144,7 +143,7 @@ def warm_up(names: list[str]) -> None:
     """Load what a process loads once, not per window: the model modules (``available_models``) and torch's
     deterministic-algorithms machinery, which its first use imports (seconds)."""
     if any(model_entry(name)[0] == "deep" for name in names):
-        from quant_assets.lib.models.deep import torch_session
+        from quant_assets.lib.models.deep_training import torch_session
 
         with torch_session(0):
             pass

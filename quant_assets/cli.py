@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from quant_assets import paths
 from quant_assets.lib.projections.projector import AmountError, parse_amount, projector_columns
+from quant_assets.render.report import format_table
 
 EXIT_BAD_INPUT = 2
 # Nothing to show yet (no warehouse, no projections) or the warehouse is busy: try again later.
@@ -34,18 +36,13 @@ class _OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `quant --help`)")
 
 
-def _warehouse_path() -> Path:
-    return Path(os.environ.get("QUANT_HOME", "~/.quant")).expanduser() / "warehouse.duckdb"
-
-
-def project(amount: float) -> tuple[list[str], list[tuple]]:
-    """Rows of ``projector(amount)`` from the warehouse; ``NotReadyError`` when there is nothing to project yet
-    or the warehouse stays locked by a writer."""
+def project(amount: float, path: Path) -> tuple[list[str], list[tuple]]:
+    """Rows of ``projector(amount)`` from the warehouse at ``path``; ``NotReadyError`` when there is nothing to
+    project yet or the warehouse stays locked by a writer."""
     import duckdb
 
     from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
 
-    path = _warehouse_path()
     if not path.exists():
         raise NotReadyError(f"no warehouse at {path}; run `make demo` or materialize the projections first")
     try:
@@ -84,23 +81,6 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _format_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    return str(value)
-
-
-def format_table(columns: list[str], rows: list[tuple]) -> str:
-    """A plain aligned text table."""
-    cells = [columns] + [[_format_value(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``quant``; every failure is one line on stderr and exit status 2 (bad input) or 1 (not ready)."""
     try:
@@ -131,7 +111,7 @@ def _run(argv: list[str] | None) -> int:
     proj.add_argument("amount", help="dollars to allocate, e.g. 10000")
     proj.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
-    columns, rows = project(parse_amount(args.amount))
+    columns, rows = project(parse_amount(args.amount), paths.warehouse_path(paths.home()))
     if columns != projector_columns():
         raise NotReadyError("the warehouse's projector macro has other columns than this version of quant expects; "
                             "materialize the `allocations` asset again")

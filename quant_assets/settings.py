@@ -7,10 +7,11 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from quant_assets import paths
 from quant_assets.lib.vocabulary import DEFAULT_UNIVERSE, SAMPLE_LAST_DATE
 
 
@@ -19,7 +20,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="QUANT_", extra="ignore", populate_by_name=True)
 
-    home: Path = Field(default=Path("~/.quant"), description="Holds the warehouse, MLflow and Dagster home.")
+    # QUANT_HOME and QUANT_CACHE_DIR are read by ``paths`` alone (the CLI and the API read them without settings).
+    _home: Path = PrivateAttr(default_factory=paths.home)
     universe: Annotated[tuple[str, ...], NoDecode] = DEFAULT_UNIVERSE
     provider: Literal["sample", "file", "polygon", "network"] = "sample"
     prices_file: Path | None = None
@@ -33,9 +35,6 @@ class Settings(BaseSettings):
     # Unset, it follows the data: the sample's or a prices file's last date; today (UTC) for the network providers.
     today: date | None = None
     seed: int = 7
-    # Results keyed by their inputs' content (the audit's compiled dbt SQL, what a window's ensemble learned), so
-    # homes may share them. Unset: $QUANT_HOME/cache.
-    cache_dir: Path | None = None
 
     # Walk-forward: evaluation windows are Dagster partitions; the cadence is the re-training cadence.
     # Unset, the windows follow the data: they end with the month of its last date (see _default_windows_end)
@@ -97,53 +96,66 @@ class Settings(BaseSettings):
                              "where the workers write their outputs")
         return self
 
-    @field_validator("home", mode="after")
-    @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    @property
+    def home(self) -> Path:
+        """QUANT_HOME: holds the warehouse, MLflow and the Dagster home."""
+        return self._home
 
     @cached_property
     def warehouse_path(self) -> Path:
-        return self.home / "warehouse.duckdb"
+        return paths.warehouse_path(self.home)
 
     @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster"
+        return paths.dagster_home(self.home)
 
     @property
     def mlflow_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+        return self.mlflow_tracking_uri or paths.mlflow_uri(self.home)
+
+    @property
+    def mlflow_lock(self) -> Path:
+        return paths.mlflow_lock(self.home)
 
     @property
     def mlflow_artifacts(self) -> Path:
-        return self.home / "mlflow-artifacts"
+        return paths.mlflow_artifacts(self.home)
+
+    @property
+    def tracking_store(self):
+        """The MLflow store the walk-forward folds are tracked in, as ``lib`` takes it."""
+        from quant_assets.lib.walk_forward.tracking import TrackingStore
+
+        return TrackingStore(self.mlflow_uri, self.mlflow_lock, self.mlflow_artifacts)
+
+    @property
+    def window_rules(self):
+        """The walk-forward windows' embargo, training span and mode, as ``lib`` takes them."""
+        from quant_assets.lib.walk_forward.plan import WindowRules
+
+        return WindowRules(self.wf_embargo_days, self.wf_train_years, self.wf_mode)
 
     @property
     def dbt_target_path(self) -> Path:
         """Where the features' dbt runs write their artifacts: one folder per warehouse, rewritten by each run (dbt
         runs on a warehouse take turns under its lock), not a new one per run in the project."""
-        return self.home / "dbt_target"
+        return paths.dbt_target(self.home)
 
     @property
     def ensemble_cache(self) -> Path:
         """What a window's ensemble learned from the earlier windows, read back by its daily runs."""
-        return (self.cache_dir or self.home / "cache") / "ensemble"
+        return paths.cache_dir(self.home) / "ensemble"
 
     @property
     def compiled_features_cache(self) -> Path:
         """The dbt project's compiled SQL for the lookahead audit, one file per version of the project."""
-        return (self.cache_dir or self.home / "cache") / "compiled_features"
+        return paths.cache_dir(self.home) / "compiled_features"
 
     @property
     def models_home(self):
-        """Where the fitted models live (under ``models/``): QUANT_HOME on one machine; in the cluster profile the
-        object store (a ``UPath`` with its endpoint), which the workers that fit and the host that predicts share."""
-        if self.profile != "cluster":
-            return self.home
-        from upath import UPath
-
-        return UPath(self.object_store, **({"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
-                                           if self.s3_endpoint_url else {}))
+        """Where the fitted models live: QUANT_HOME on one machine; in the cluster profile the object store."""
+        return paths.models_home(self.home, self.object_store if self.profile == "cluster" else None,
+                                 self.s3_endpoint_url)
 
     @property
     def uses_files(self) -> bool:

@@ -6,7 +6,7 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 import pytest
 
-from quant_assets_tests.support.runs import TINY_UNIVERSE
+from quant_assets_tests.support.runs import use_home
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +19,6 @@ def shared_cache(tmp_path_factory):
 @pytest.fixture
 def quant_home(tmp_path, monkeypatch, shared_cache):
     """A private QUANT_HOME with the tiny sample universe; provider keys removed from the environment."""
-    home = tmp_path / "quant"
-    monkeypatch.setenv("QUANT_HOME", str(home))
-    monkeypatch.setenv("QUANT_CACHE_DIR", str(shared_cache))
-    monkeypatch.setenv("QUANT_UNIVERSE", TINY_UNIVERSE)
-    monkeypatch.setenv("QUANT_HISTORY_START", "2016-01-01")
-    for name in ("QUANT_TODAY", "QUANT_PRICES_FILE", "QUANT_ONCHAIN_FILE", "QUANT_PROVIDER", "POLYGON_API_KEY", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    return home
+    return use_home(monkeypatch, tmp_path / "quant", QUANT_CACHE_DIR=str(shared_cache))
 
 

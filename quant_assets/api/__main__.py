@@ -1,23 +1,15 @@
 """``python -m quant_assets.api [--host H] [--port P]``: the API and the web app from one process.
 
-Bound to 127.0.0.1 by default; any other address requires ``QUANT_API_TOKEN`` (then every change needs it).
+Bound to 127.0.0.1 by default; any other address requires ``QUANT_API_TOKEN`` (then every request needs it).
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from quant_assets.api.config import ApiConfig, is_loopback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,15 +17,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
-    if not _is_loopback(args.host) and not os.environ.get("QUANT_API_TOKEN"):
+    if not is_loopback(args.host) and not os.environ.get("QUANT_API_TOKEN"):
         print(f"refusing to listen on {args.host}: set QUANT_API_TOKEN to serve beyond this machine "
-              "(changes then require it)", file=sys.stderr)
+              "(every request then requires it)", file=sys.stderr)
         return 2
     import uvicorn
 
     from quant_assets.api.app import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(ApiConfig.from_env(host=args.host)), host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -1,8 +1,7 @@
-"""The application: routers, readable errors, the write token, and the built web app at ``/``."""
+"""The application: routers, the guard (hosts, origins, the token), readable errors, and the built web app at ``/``."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from quant_assets.api.config import ApiConfig
+from quant_assets.api.guard import Guard, scrub_paths
 from quant_assets.api.routers import backtest, compare, health, plays, projector
 from quant_assets.api.state import ApiState, WarehouseUnavailable
 from quant_assets.api import pages
@@ -19,7 +19,6 @@ from quant_assets.lib.market.providers.http import scrub
 from quant_assets.lib.storage.warehouse import WarehouseBusyError
 
 log = logging.getLogger(__name__)
-_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def _readable(error: RequestValidationError) -> str:
@@ -34,6 +33,7 @@ def _readable(error: RequestValidationError) -> str:
 def create_app(config: ApiConfig | None = None) -> FastAPI:
     """The API over ``config`` (from the environment when None), with the web app mounted when it is built."""
     config = config or ApiConfig.from_env()
+    guard = Guard(config)
     state = ApiState(config)
 
     @asynccontextmanager
@@ -46,31 +46,32 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.state.api = state
     secrets = [s for s in (config.polygon_key, config.token) if s]
 
+    def detail(text: str) -> dict[str, str]:
+        return {"detail": scrub(scrub_paths(text, config.warehouse_path.parent), secrets)}
+
     @app.middleware("http")
-    async def require_token_for_writes(request: Request, call_next):
-        if config.token and request.method not in _SAFE_METHODS and request.url.path.startswith("/api/"):
-            given = request.headers.get("x-api-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), config.token.encode()):
-                return JSONResponse({"detail": "this server requires QUANT_API_TOKEN for changes: send it as the "
-                                               "X-API-Token header"}, status_code=401)
+    async def guarded(request: Request, call_next):
+        refused = guard.refusal(request.method, request.url.path, request.headers)
+        if refused:
+            return JSONResponse(detail(refused[1]), status_code=refused[0])
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(request: Request, error: RequestValidationError):
-        return JSONResponse({"detail": scrub(_readable(error), secrets)}, status_code=422)
+        return JSONResponse(detail(_readable(error)), status_code=422)
 
     @app.exception_handler(pages.BadInput)
     async def bad_input(request: Request, error: pages.BadInput):
-        return JSONResponse({"detail": scrub(str(error), secrets)}, status_code=422)
+        return JSONResponse(detail(str(error)), status_code=422)
 
     @app.exception_handler(pages.NotFound)
     async def not_found(request: Request, error: pages.NotFound):
-        return JSONResponse({"detail": scrub(str(error), secrets)}, status_code=404)
+        return JSONResponse(detail(str(error)), status_code=404)
 
     @app.exception_handler(WarehouseUnavailable)
     @app.exception_handler(WarehouseBusyError)
     async def busy(request: Request, error: Exception):
-        return JSONResponse({"detail": scrub(str(error), secrets)}, status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse(detail(str(error)), status_code=503, headers={"Retry-After": "2"})
 
     for module in (projector, backtest, plays, compare, health):
         app.include_router(module.router, prefix="/api")

@@ -20,7 +20,8 @@ class Freshness(BaseModel):
 class Quote(BaseModel):
     symbol: str
     price: float
-    source: str = Field(description="'polygon', 'coinbase', or 'last_close' when the live source is off or failed")
+    source: str = Field(description="'polygon' or 'coinbase' as of the price's own timestamp, or 'last_close' when the "
+                                    "live source is off, failed, or has no price newer than the warehouse's last close")
     timestamp: str
     age_seconds: float
     delayed: bool

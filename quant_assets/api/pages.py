@@ -11,8 +11,9 @@ import math
 from datetime import date, datetime, timezone
 
 from quant_assets.lib.market.live import LastClose, Quote
-from quant_assets.lib.projections.projector import HORIZON_LABELS, MAX_AMOUNT, PROJECTOR_MACRO
-from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.projections.projector import MAX_AMOUNT, PROJECTOR_MACRO
+from quant_assets.lib.storage.warehouse import has_table
+from quant_assets.lib.vocabulary import HORIZON_LABELS, HORIZONS
 
 MAX_SHARES = 1e9
 MAX_NOTE = 500
@@ -33,12 +34,6 @@ def _records(cursor) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def _has_table(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                            [schema, name]).fetchone()[0])
-
-
 def _has_macro(con, name: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ? "
                             "AND database_name = current_database()", [name]).fetchone()[0])
@@ -55,7 +50,7 @@ def check_amount(amount: float) -> float:
 
 def known_symbols(con) -> dict[str, LastClose]:
     """Every symbol in ``market.prices`` with its latest close."""
-    if not _has_table(con, "market.prices"):
+    if not has_table(con, "market.prices"):
         return {}
     rows = con.execute("""SELECT symbol, asset_class, close, date, source FROM market.prices
                           QUALIFY date = max(date) OVER (PARTITION BY symbol)""").fetchall()
@@ -65,8 +60,8 @@ def known_symbols(con) -> dict[str, LastClose]:
 def freshness(con) -> dict[str, object]:
     """How current the warehouse is: the latest projection and market dates."""
     as_of = con.execute("SELECT max(as_of) FROM projections.allocations").fetchone()[0] \
-        if _has_table(con, "projections.allocations") else None
-    market = con.execute("SELECT max(date) FROM market.prices").fetchone()[0] if _has_table(con, "market.prices") else None
+        if has_table(con, "projections.allocations") else None
+    market = con.execute("SELECT max(date) FROM market.prices").fetchone()[0] if has_table(con, "market.prices") else None
     return {"projections_as_of": as_of, "market_last_date": market,
             "projector_at_available": _has_macro(con, "projector_at")}
 
@@ -110,7 +105,7 @@ def projector_snapshot(con):
     import duckdb
 
     memory = duckdb.connect(":memory:")
-    if _has_table(con, "projections.trade_plan"):
+    if has_table(con, "projections.trade_plan"):
         memory.register("plan", con.execute("""SELECT * FROM projections.trade_plan
             WHERE as_of = (SELECT max(as_of) FROM projections.trade_plan)""").df())
         memory.execute("CREATE SCHEMA projections")
@@ -151,7 +146,7 @@ def overlay_projector(rows: list[dict], quotes: dict[str, Quote]) -> list[dict]:
 
 def backtest_view(con) -> dict[str, object]:
     """Growth (1 = start) and drawdown per strategy and window, the summary table, and the current allocation."""
-    if not _has_table(con, "projections.backtest"):
+    if not has_table(con, "projections.backtest"):
         raise NotFound("no decision backtest yet; materialize the `decision_backtest` asset (make demo does)")
     # The period in progress has no cumulative growth yet: it is marked at live prices by open_period.
     periods = _records(con.execute("""SELECT strategy, window_start, period_return, cumulative_log_growth
@@ -165,11 +160,11 @@ def backtest_view(con) -> dict[str, object]:
         points.append({"window_start": row["window_start"], "period_return": row["period_return"],
                        "growth": growth, "drawdown": growth / peak - 1.0})
     summary = _records(con.execute("SELECT * FROM projections.backtest_summary ORDER BY strategy")) \
-        if _has_table(con, "projections.backtest_summary") else []
+        if has_table(con, "projections.backtest_summary") else []
     held = _records(con.execute("""SELECT as_of, symbol, half_kelly_weight, kelly_weight, last_price
                                    FROM projections.allocations WHERE as_of = (SELECT max(as_of) FROM projections.allocations)
                                    AND kelly_weight > 0 ORDER BY rank""")) \
-        if _has_table(con, "projections.allocations") else []
+        if has_table(con, "projections.allocations") else []
     return {"series": series, "summary": summary, "held": held}
 
 
@@ -211,7 +206,7 @@ def check_play(symbol: str, shares: float, entry_price: float, entry_date: date,
 
 
 def list_plays(con) -> list[dict]:
-    if not _has_table(con, "portfolio.plays"):
+    if not has_table(con, "portfolio.plays"):
         return []
     return _records(con.execute("SELECT * FROM portfolio.plays ORDER BY entry_date, play_id"))
 
@@ -229,7 +224,7 @@ def insert_play(con, play: dict[str, object]) -> int:
 
 
 def update_play(con, play_id: int, play: dict[str, object]) -> bool:
-    if not _has_table(con, "portfolio.plays"):
+    if not has_table(con, "portfolio.plays"):
         return False
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     changed = con.execute("""UPDATE portfolio.plays SET symbol = ?, shares = ?, entry_price = ?, entry_date = ?, note = ?,
@@ -240,14 +235,14 @@ def update_play(con, play_id: int, play: dict[str, object]) -> bool:
 
 
 def delete_play(con, play_id: int) -> bool:
-    if not _has_table(con, "portfolio.plays"):
+    if not has_table(con, "portfolio.plays"):
         return False
     return bool(con.execute("DELETE FROM portfolio.plays WHERE play_id = ? RETURNING play_id", [play_id]).fetchall())
 
 
 def advice_bands(con, symbols: list[str]) -> dict[str, list[dict]]:
     """Per symbol, every projection (as_of, horizon, p10/p50/p90 log returns, the as-of close) it has had."""
-    if not symbols or not _has_table(con, "projections.bands"):
+    if not symbols or not has_table(con, "projections.bands"):
         return {}
     rows = _records(con.execute(
         """SELECT b.symbol, b.as_of, b.horizon, b.p10, b.p50, b.p90, a.last_price
@@ -313,7 +308,7 @@ def compare_view(con, symbols: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {s: {"bands": [], "confidence": None, "agreement": {}, "history": [], "track_record": []}
                             for s in symbols}
     listed = [symbols]
-    if _has_table(con, "projections.bands"):
+    if has_table(con, "projections.bands"):
         for row in _records(con.execute(
                 """SELECT b.symbol, b.horizon, b.p10, b.p25, b.p50, b.p75, b.p90, b.prob_loss, a.confidence, a.last_price,
                           b.as_of FROM projections.bands b JOIN projections.allocations a USING (as_of, symbol)
@@ -324,7 +319,7 @@ def compare_view(con, symbols: list[str]) -> dict[str, dict]:
             entry["bands"].append({k: row[k] for k in ("horizon", "p10", "p25", "p50", "p75", "p90", "prob_loss")})
         for entry in out.values():
             entry["bands"].sort(key=lambda b: HORIZON_LABELS.index(b["horizon"]))
-    if _has_table(con, "forecasts.predictions") and _has_table(con, "forecasts.ensemble"):
+    if has_table(con, "forecasts.predictions") and has_table(con, "forecasts.ensemble"):
         for row in con.execute(
                 """WITH e AS (SELECT symbol, horizon, window_start, date, mean FROM forecasts.ensemble
                               WHERE symbol IN (SELECT unnest(?::VARCHAR[]))

@@ -4,6 +4,8 @@ answer of each read, so that a request arriving while the pipeline holds the fil
 from __future__ import annotations
 
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +39,37 @@ class Read:
         }
 
 
+class _Answers:
+    """The last answer per question with the warehouse stamp it was read at: at most ``size`` of them (the least
+    recently asked go first) and none older than ``max_age`` seconds."""
+
+    def __init__(self, size: int, max_age: float) -> None:
+        self.size, self.max_age = size, max_age
+        self._kept: OrderedDict[tuple, tuple[float | None, Read, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, key: tuple) -> tuple[float | None, Read] | None:
+        with self._lock:
+            entry = self._kept.get(key)
+            if entry is None:
+                return None
+            if time.monotonic() - entry[2] > self.max_age:
+                del self._kept[key]
+                return None
+            self._kept.move_to_end(key)
+            return entry[0], entry[1]
+
+    def put(self, key: tuple, stamp: float | None, read: Read) -> None:
+        with self._lock:
+            self._kept[key] = (stamp, read, time.monotonic())
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+
 class ApiState:
     """Reads through short-lived handles, keyed by the warehouse's modification time."""
 
@@ -44,12 +77,12 @@ class ApiState:
         self.config = config
         self.reads = Warehouse(config.warehouse_path, wait_seconds=config.read_wait_seconds)
         self.writes = Warehouse(config.warehouse_path, wait_seconds=config.write_wait_seconds)
-        self._answers: dict[tuple, tuple[float | None, Read]] = {}
-        self._lock = threading.Lock()
+        self.answers = _Answers(config.answers_kept, config.answers_max_age_seconds)
         self.live = LivePrices(
             self.last_closes, polygon_key=config.polygon_key, enabled=config.live_enabled,
             polygon_url=config.polygon_url, coinbase_url=config.coinbase_url,
             ttl_seconds=config.live_ttl_seconds, timeout_seconds=config.live_timeout_seconds,
+            deadline_seconds=config.live_deadline_seconds,
         )
 
     def stamp(self) -> float | None:
@@ -62,11 +95,11 @@ class ApiState:
         """``load(connection)`` through a short-lived read handle, or its earlier result when the warehouse has not
         changed since, or — while a writer holds the file — its last result, marked as such."""
         stamp = self.stamp()
-        kept = self._answers.get(key)
+        kept = self.answers.get(key)
         if kept and kept[0] == stamp:
             return kept[1]
         if stamp is None:
-            raise pages.NotFound(f"no warehouse at {self.config.warehouse_path}; run `make demo` first")
+            raise pages.NotFound("no warehouse in QUANT_HOME yet; run `make demo` first")
         try:
             with self.reads.reader() as con:
                 value = load(con)
@@ -77,8 +110,7 @@ class ApiState:
                             f"at {held.read_at:%Y-%m-%d %H:%M:%S} UTC")
             raise WarehouseUnavailable("the pipeline is writing to the warehouse; try again in a few seconds") from None
         result = Read(value, datetime.now(timezone.utc), False)
-        with self._lock:
-            self._answers[key] = (stamp, result)
+        self.answers.put(key, stamp, result)
         return result
 
     def last_closes(self, symbols: Iterable[str]) -> dict[str, LastClose]:

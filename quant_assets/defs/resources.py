@@ -20,7 +20,7 @@ from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 from pydantic import Field
 
-from quant_assets.lib.storage.warehouse import Warehouse, ensure_table
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_table, has_table
 from quant_assets.settings import Settings
 
 
@@ -61,10 +61,7 @@ class _LockedDuckDbClient(DuckDbClient):
     @staticmethod
     def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
         # A failed statement aborts the whole transaction in DuckDB, so test for the table instead of catching.
-        exists = connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [table_slice.schema, table_slice.table]).fetchone()[0]
-        if exists:
+        if has_table(connection, f"{table_slice.schema}.{table_slice.table}"):
             connection.execute(_get_cleanup_statement(table_slice))
 
 

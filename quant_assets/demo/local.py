@@ -29,21 +29,25 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def instance_config(dagster_home: Path) -> str:
     """The checked-in instance configuration for ``dagster_home``, as `make ui` writes it."""
-    template = (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+    template = (Path(__file__).resolve().parents[2] / "dagster.yaml").read_text()
     return template.replace("@CORES@", str(os.cpu_count() or 1)).replace("@DAGSTER_HOME@", str(dagster_home))
 
 
 def _instance(settings):
+    """The Dagster instance of ``settings.dagster_home``, created once whoever asks first: runs that start side by
+    side on a fresh home would each create its SQLite schemas, and one would fail ('table runs already exists')."""
     import dagster as dg
+    from filelock import FileLock
 
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    # The same instance configuration as `make ui` (run queue, one run per core), unless the user has one.
-    config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(instance_config(settings.dagster_home))
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     os.environ.update(SINGLE_RUN_EVENTS)
-    return dg.DagsterInstance.get()
+    with FileLock(str(settings.dagster_home / "create.lock")):
+        # The same instance configuration as `make ui` (run queue, one run per core), unless the user has one.
+        config = settings.dagster_home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(instance_config(settings.dagster_home))
+        return dg.DagsterInstance.get()
 
 
 def _run(job_name: str, partition_key: str | None = None, tags: dict[str, str] | None = None,
@@ -138,9 +142,6 @@ def main() -> int:
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    # Create the instance's storage here, once: workers started side by side on a fresh home would each migrate
-    # its SQLite databases at the same time and leave them with two schema heads.
-    _instance(settings)
     from quant_assets.definitions import defs
 
     windows = defs.resolve_job_def("walk_forward").partitions_def.get_partition_keys()[-settings.demo_windows:]
@@ -165,6 +166,6 @@ def main() -> int:
               file=sys.stderr)
         return 130
     print(f"demo: materialization took {time.perf_counter() - started:.0f}s\n", flush=True)
-    print(demo_summary(settings, windows))
+    print(demo_summary(settings.warehouse_path, windows))
     return 0
 

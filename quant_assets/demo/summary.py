@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.render.report import format_table
 
 DEMO_AMOUNT = 10_000
 
@@ -11,12 +14,12 @@ def _section(title: str, frame) -> str:
     return f"== {title}\n{frame.to_string(index=False) if len(frame) else '(no rows)'}\n"
 
 
-def demo_summary(settings, windows: list[str]) -> str:
+def demo_summary(warehouse_path: Path, windows: list[str]) -> str:
     """Row counts of the contract tables; each model's skill against the baseline per horizon; the ensemble's
     P10-P90 coverage over ``windows``; the decision backtest; and the Projector for $10,000."""
-    from quant_assets.cli import format_table, project
+    from quant_assets.cli import project
 
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(warehouse_path)
     parts = [_section("market.prices", warehouse.query(
         """SELECT symbol, asset_class, any_value(source) AS source, count(*) AS rows, min(date) AS first, max(date) AS last
            FROM market.prices GROUP BY ALL ORDER BY asset_class DESC, symbol"""))]
@@ -32,7 +35,7 @@ def demo_summary(settings, windows: list[str]) -> str:
                           "(target 0.80; n = forecasts whose label is realized)", coverage_table(warehouse, windows)))
     parts.append(_section("Decision backtest, net of 10 bp per side (projections.backtest_summary)", warehouse.query(
         "SELECT * FROM projections.backtest_summary ORDER BY strategy")))
-    columns, rows = project(DEMO_AMOUNT)
+    columns, rows = project(DEMO_AMOUNT, warehouse_path)
     parts.append(f"== Projector for ${DEMO_AMOUNT:,} (= SELECT * FROM projector({DEMO_AMOUNT}) = quant project {DEMO_AMOUNT})\n"
                  f"{format_table(columns, rows)}\n")
     return "\n".join(parts)

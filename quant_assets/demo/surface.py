@@ -13,7 +13,9 @@ from scipy import stats
 
 from quant_assets.lib.market.providers.sample import sample_crypto, sample_equities
 from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
-from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest, project_day
+from quant_assets.lib.projections.day_step import project_day
+from quant_assets.lib.projections.decision_backtest import decision_backtest
+from quant_assets.lib.projections.sizing import SizingPolicy
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZONS
 

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from quant_assets import paths
 from quant_assets.deploy.services import BIN, BUCKET, LOCAL_S3_CREDENTIALS, REPO, ServiceStack
 
 # A universe and training span small enough for minutes on two cores (the history starts where the first window's
@@ -78,7 +79,7 @@ def start_cluster(work: Path, home: Path, workers: int) -> Cluster:
         s3 = {**LOCAL_S3_CREDENTIALS, "QUANT_S3_ENDPOINT_URL": endpoint, "MLFLOW_S3_ENDPOINT_URL": endpoint}
         stack.env.update(s3)
         tracking = stack.start_mlflow(f"{pg}/mlflow", f"s3://{BUCKET}/mlflow")
-        dagster_home = home / "dagster"
+        dagster_home = paths.dagster_home(home)
         dagster_home.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
         stack.env.update({"QUANT_HOME": str(home), "QUANT_PROFILE": "cluster", "QUANT_OBJECT_STORE": f"s3://{BUCKET}/warehouse",
@@ -155,7 +156,7 @@ def compare(single_home: Path, cluster_home: Path, windows: list[str]) -> dict[s
     columns = [*DISTRIBUTION_COLUMNS, "realized"]
     con = duckdb.connect()
     for alias, home in (("single", single_home), ("cluster", cluster_home)):
-        con.execute(f"ATTACH '{home / 'warehouse.duckdb'}' AS {alias} (READ_ONLY)")
+        con.execute(f"ATTACH '{paths.warehouse_path(home)}' AS {alias} (READ_ONLY)")
     chosen = ", ".join(f"DATE '{w}'" for w in windows)
     rows = {alias: con.execute(f"SELECT count(*) FROM {alias}.forecasts.predictions WHERE window_start IN ({chosen})").fetchone()[0]
             for alias in ("single", "cluster")}
@@ -178,11 +179,11 @@ def prepare(work: Path, windows_count: int) -> tuple[Path, Path, list[str]]:
     ``work/cluster``; the last ``windows_count`` windows."""
     single_home, cluster_home = work / "single", work / "cluster"
     env = base_env()
-    if not (single_home / "warehouse.duckdb").exists():
+    if not paths.warehouse_path(single_home).exists():
         stage("prepare", {**env, "QUANT_HOME": str(single_home)}, log=work / "demo.log")
     shutil.rmtree(cluster_home, ignore_errors=True)
     cluster_home.mkdir(parents=True)
-    shutil.copy(single_home / "warehouse.duckdb", cluster_home / "warehouse.duckdb")
+    shutil.copy(paths.warehouse_path(single_home), paths.warehouse_path(cluster_home))
     return single_home, cluster_home, _last_windows(env, windows_count)
 
 

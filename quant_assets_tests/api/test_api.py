@@ -18,6 +18,8 @@ from quant_assets_tests.support.loopback import LoopbackServer, Reply, json_repl
 from quant_assets.demo.surface import build_surface_warehouse
 
 KEY = "pk_api_SECRET_987654321"
+# The server answers only requests addressed to this machine by name (TestClient's default is "testserver").
+LOCAL = "http://127.0.0.1"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -30,7 +32,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture
 def client(home):
-    with TestClient(create_app(ApiConfig(warehouse_path=home / "warehouse.duckdb"))) as client:
+    with TestClient(create_app(ApiConfig(warehouse_path=home / "warehouse.duckdb")), base_url=LOCAL) as client:
         yield client
 
 
@@ -151,7 +153,7 @@ def test_health_reports_dates_symbols_and_the_live_state(client):
 
 
 def test_health_without_a_warehouse_says_so(tmp_path):
-    with TestClient(create_app(ApiConfig(warehouse_path=tmp_path / "warehouse.duckdb"))) as client:
+    with TestClient(create_app(ApiConfig(warehouse_path=tmp_path / "warehouse.duckdb")), base_url=LOCAL) as client:
         body = client.get("/api/health").json()
         assert "make demo" in body["status"] and body["projections_as_of"] is None
         missing = client.get("/api/projector", params={"amount": 100})
@@ -170,7 +172,7 @@ def test_live_sources_failing_never_give_a_500_nor_show_the_key(home, failure, c
     with LoopbackServer(failure) as polygon, LoopbackServer(failure) as coinbase:
         config = ApiConfig(warehouse_path=home / "warehouse.duckdb", polygon_key=KEY, live_enabled=True,
                            polygon_url=polygon.url, coinbase_url=coinbase.url, live_timeout_seconds=0.3)
-        with TestClient(create_app(config), raise_server_exceptions=False) as client:
+        with TestClient(create_app(config), base_url=LOCAL, raise_server_exceptions=False) as client:
             responses = [client.get("/api/projector", params={"amount": 5000}), client.get("/api/backtest"),
                          client.get("/api/compare", params={"symbols": "AAPL,BTC"}), client.get("/api/plays"),
                          client.get("/api/health"), client.get("/api/projector", params={"amount": "-1"})]
@@ -181,7 +183,7 @@ def test_live_sources_failing_never_give_a_500_nor_show_the_key(home, failure, c
 
 def test_writes_require_the_token_when_it_is_set(home):
     config = ApiConfig(warehouse_path=home / "warehouse.duckdb", token="s3cret-token")
-    with TestClient(create_app(config)) as client:
+    with TestClient(create_app(config), base_url=LOCAL) as client:
         refused = client.post("/api/plays", json=GOOD_PLAY)
         assert refused.status_code == 401 and "QUANT_API_TOKEN" in refused.json()["detail"]
         assert client.get("/api/plays").status_code == 200
@@ -200,7 +202,7 @@ def test_serving_beyond_loopback_needs_a_token():
 
 def test_reads_answer_while_a_writer_holds_the_warehouse(home):
     path = home / "warehouse.duckdb"
-    with TestClient(create_app(ApiConfig(warehouse_path=path))) as client:
+    with TestClient(create_app(ApiConfig(warehouse_path=path, write_wait_seconds=0.3)), base_url=LOCAL) as client:
         assert client.get("/api/projector", params={"amount": 2500}).status_code == 200
         holder = subprocess.Popen([sys.executable, "-c", (
             "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
@@ -210,6 +212,7 @@ def test_reads_answer_while_a_writer_holds_the_warehouse(home):
             assert holder.stdout.readline().strip() == "held"
             response = client.get("/api/projector", params={"amount": 777})
             backtest = client.get("/api/backtest")
+            write = client.post("/api/plays", json=GOOD_PLAY)
         finally:
             holder.wait(timeout=30)
     assert response.status_code == 200
@@ -217,6 +220,9 @@ def test_reads_answer_while_a_writer_holds_the_warehouse(home):
     assert "pipeline is writing" in response.json()["freshness"]["note"]
     assert round(sum(line["dollars"] for line in response.json()["lines"][:-1]), 2) == 777
     assert backtest.status_code == 503 and "try again" in backtest.json()["detail"]
+    # The lock's message names the warehouse by where it is in QUANT_HOME, not by this machine's path.
+    assert write.status_code == 503 and "$QUANT_HOME/warehouse.duckdb" in write.json()["detail"]
+    assert str(home) not in write.text
 
 
 def test_the_readme_duckdb_line_works(home):
@@ -230,7 +236,8 @@ def test_the_readme_duckdb_line_works(home):
 
 def test_the_api_imports_neither_dagster_nor_torch(home):
     code = ("import sys; from fastapi.testclient import TestClient; from quant_assets.api import create_app; "
-            "client = TestClient(create_app()); assert client.get('/api/projector?amount=100').status_code == 200; "
+            f"client = TestClient(create_app(), base_url={LOCAL!r}); "
+            "assert client.get('/api/projector?amount=100').status_code == 200; "
             "print(sorted(m for m in ('dagster', 'torch', 'lightgbm', 'xgboost', 'mlflow', 'cvxpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "QUANT_HOME": str(home)})

@@ -15,7 +15,7 @@ from quant_assets.lib.models.base import QUANTILE_COLUMNS
 from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.settings import Settings
-from quant_assets_tests.support.runs import TINY_UNIVERSE, materialize
+from quant_assets_tests.support.runs import materialize, use_home
 
 DAYS = ["2022-12-20", "2022-12-21", "2022-12-22"]
 # From this day on the forecast for AAPL turns negative: advice for an earlier day must not see it.
@@ -48,12 +48,8 @@ def ledger(tmp_path_factory):
     """A tiny warehouse with market data, features, a synthetic ensemble for November and December 2022, and the
     projections partitions of three consecutive days and one November day."""
     with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("ledger") / "quant"
-        for name, value in {"QUANT_HOME": str(home), "QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2020-01-01",
-                            "QUANT_WF_START": "2022-11-01", "QUANT_WF_END": "2023-01-01"}.items():
-            mp.setenv(name, value)
-        for name in ("QUANT_PRICES_FILE", "QUANT_ONCHAIN_FILE", "QUANT_PROVIDER", "POLYGON_API_KEY", "QUANT_TODAY"):
-            mp.delenv(name, raising=False)
+        use_home(mp, tmp_path_factory.mktemp("ledger") / "quant", QUANT_HISTORY_START="2020-01-01",
+                 QUANT_WF_START="2022-11-01", QUANT_WF_END="2023-01-01")
         assert materialize(dg.AssetSelection.groups("market", "features")).success
         warehouse = Warehouse(Settings().warehouse_path)
         features = warehouse.query("SELECT symbol, date FROM features.features WHERE date >= DATE '2022-11-01' ORDER BY ALL")

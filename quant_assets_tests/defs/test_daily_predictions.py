@@ -19,7 +19,7 @@ from quant_assets.lib.walk_forward.folds import stored_plans
 from quant_assets.lib.walk_forward.predict_daily import load_models
 from quant_assets.lib.walk_forward.training import load_panel, panel_span, predict_rows, window_context
 from quant_assets.settings import Settings
-from quant_assets_tests.support.runs import TINY_UNIVERSE, materialize
+from quant_assets_tests.support.runs import TINY_UNIVERSE, materialize, use_home
 
 WINDOW = "2022-12-01"
 DAY = "2022-12-15"  # a Thursday: every symbol of the tiny universe has a row
@@ -59,11 +59,8 @@ def _day_rows(warehouse: Warehouse, day: str):
 def fitted_before_day(tmp_path_factory):
     """Market data and features; the window fitted while its latest feature row was the day before DAY."""
     with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("daily") / "quant"
-        for name, value in {"QUANT_HOME": str(home), "QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01",
-                            "QUANT_WF_START": "2022-11-01", "QUANT_WF_END": "2023-01-01", "QUANT_WF_TRAIN_YEARS": "3"}.items():
-            mp.setenv(name, value)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        use_home(mp, tmp_path_factory.mktemp("daily") / "quant", QUANT_WF_START="2022-11-01",
+                 QUANT_WF_END="2023-01-01", QUANT_WF_TRAIN_YEARS="3")
         # The lookahead audit of the features is tested on its own; it is not what this module is about.
         assert materialize(dg.AssetSelection.groups("market", "features").without_checks()).success
         warehouse = Warehouse(Settings().warehouse_path)

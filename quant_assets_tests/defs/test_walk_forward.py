@@ -18,7 +18,7 @@ from quant_assets.lib.walk_forward.tracking import discard_run, find_runs
 from quant_assets.lib.walk_forward.plan import WindowPlan
 from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets.settings import Settings
-from quant_assets_tests.support.runs import TINY_UNIVERSE, materialize
+from quant_assets_tests.support.runs import TINY_UNIVERSE, materialize, use_home
 
 # The last three windows of the sample: the projections are made as of its last date, 2022-12-28.
 WINDOWS = ["2022-10-01", "2022-11-01", "2022-12-01"]
@@ -30,11 +30,8 @@ ALL_FITS = [*MODEL_NAMES, BASELINE]
 def pipeline(tmp_path_factory):
     """A QUANT_HOME with market data and features, and three backfilled windows."""
     with pytest.MonkeyPatch.context() as mp:
-        home = tmp_path_factory.mktemp("wf") / "quant"
-        for name, value in {"QUANT_HOME": str(home), "QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01",
-                            "QUANT_WF_START": "2022-09-01", "QUANT_WF_END": "2023-01-01", "QUANT_WF_TRAIN_YEARS": "3"}.items():
-            mp.setenv(name, value)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        use_home(mp, tmp_path_factory.mktemp("wf") / "quant", QUANT_WF_START="2022-09-01",
+                 QUANT_WF_END="2023-01-01", QUANT_WF_TRAIN_YEARS="3")
         data = materialize(dg.AssetSelection.groups("market", "features"))
         audit = [e for e in data.get_asset_check_evaluations() if e.check_name == "feature_lookahead_audit"]
         assert len(audit) == 1 and audit[0].passed  # the real features are point-in-time
@@ -80,7 +77,7 @@ def test_fits_never_trained_on_labels_reaching_into_their_window(pipeline):
 
 def test_mlflow_holds_one_run_per_model_and_window(pipeline):
     settings, results, _ = pipeline
-    runs = find_runs(settings.mlflow_uri, settings.home / "mlflow.lock")
+    runs = find_runs(settings.mlflow_uri, settings.mlflow_lock)
     assert len(runs) == len(WINDOWS) * len(ALL_FITS)
     assert set(zip(runs["tags.model"], runs["tags.window"])) == {(m, w) for m in ALL_FITS for w in WINDOWS}
     assert runs["metrics.crps_1w"].notna().all()
@@ -155,7 +152,7 @@ def test_a_leak_past_an_honest_plan_is_caught_by_the_fits_training_cutoff(pipeli
             for table in ("forecasts.predictions", "forecasts.fits", "forecasts.scores", "forecasts.plans"):
                 con.execute(f"DELETE FROM {table} WHERE window_start = ?", [window])
         for run_id in runs["mlflow_run_id"]:
-            discard_run(tracking_uri=settings.mlflow_uri, lock_path=settings.home / "mlflow.lock", run_id=run_id)
+            discard_run(tracking_uri=settings.mlflow_uri, lock_path=settings.mlflow_lock, run_id=run_id)
 
 
 def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline):

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from quant_assets.defs.market.assets import provider_config
 from quant_assets.lib.market.slices import Slice, load_prices
 from quant_assets.lib.market.providers import coinbase, polygon
 from quant_assets.lib.storage.warehouse import Warehouse
@@ -133,14 +134,13 @@ FILE_CASES = {
                                     dropped={"duplicate (symbol, date)": 2}, example=f"(ACME, {D})", kept_from_storage=1),
     "future date": Case(edited(lambda rows: rows.append({**rows[0], "date": "2999-01-04"})),
                         dropped={"future date": 1}, example="(ACME, 2999-01-04)", kept_from_storage=0),
-    # A row without its symbol or date cannot be matched to a stored row: that day's stored row goes with it,
-    # and the metadata names the file's row so that the person can repair it.
+    # A row without its symbol or date cannot be matched to a stored row: that day was not answered, so its stored
+    # row stays (a partial answer never deletes), and the metadata names the file's row so that the person can
+    # repair it.
     "missing symbol cell": Case(edited(setting("ACME", D, symbol="")), dropped={"missing symbol": 1},
-                                example=f"missing symbol: row {ROW_D} ({D})", changed={("ACME", D)}, gone=1,
-                                kept_from_storage=0),
+                                example=f"missing symbol: row {ROW_D} ({D})", kept_from_storage=0),
     "empty date cell": Case(edited(setting("ACME", D, date="")), dropped={"missing date": 1},
-                            example=f"missing date: row {ROW_D} (ACME)", changed={("ACME", D)}, gone=1,
-                            kept_from_storage=0),
+                            example=f"missing date: row {ROW_D} (ACME)", kept_from_storage=0),
     "unknown asset class": Case(edited(setting("ACME", D, asset_class="bond")), dropped={"unknown asset_class": 1}),
     "US dates": Case(edited(us_dates), refused=r"prices.csv: column date, row 1: '01/04/2021' is not an ISO 8601 date "
                                                 r".*set QUANT_DATE_FORMAT"),
@@ -288,7 +288,7 @@ def test_the_large_file_with_four_empty_rows_drops_and_counts_them(quant_home, t
 
     def load(path):
         monkeypatch.setenv("QUANT_PRICES_FILE", str(path))
-        result = load_prices(Settings(), warehouse, everything)
+        result = load_prices(provider_config(Settings()), warehouse, everything)
         warehouse.replace("market.prices", result.frame)  # the whole range is the slice here
         return result
 

@@ -12,7 +12,7 @@ import pytest
 
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.storage.warehouse import Warehouse
-from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.vocabulary import HORIZON_LABELS
 from quant_assets_tests.support.projections import AS_OF, seed_projections
 
 
@@ -30,7 +30,7 @@ def test_macro_ranks_trades_and_adds_cash_and_total(tmp_path):
     assert trades["dollars"].tolist() == [2500.0, 3500.0]
     assert trades["shares"].round(4).tolist() == [round(2500 / 130, 4), round(3500 / 16500, 4)]
     assert frame.loc[2, "dollars"] == 4000.0 and frame.loc[3, "dollars"] == 10000.0
-    for h in HORIZONS:
+    for h in HORIZON_LABELS:
         assert (frame[f"p10_{h}"] <= frame[f"p50_{h}"]).all() and (frame[f"p50_{h}"] <= frame[f"p90_{h}"]).all()
     assert frame.loc[0, "p90_1y"] == pytest.approx(2500 * math.exp(1.28 * 0.3), abs=0.01)
     with pytest.raises(duckdb.Error, match="positive finite number"):

@@ -209,7 +209,7 @@ def test_twenty_sessions_of_automation_from_market_to_the_ledger(living_clock, s
     may = after.filter(pl.col("window_start") == date(2022, 5, 1))
     assert may.height > 0
     settings = Settings()
-    runs = find_runs(settings.mlflow_uri, settings.home / "mlflow.lock")
+    runs = find_runs(settings.mlflow_uri, settings.mlflow_lock)
     per_window = runs.groupby(["tags.window", "tags.model"]).size()
     assert set(per_window) == {1} and set(per_window.index.get_level_values(0)) == {EARLIER_WINDOW, OPENING_WINDOW}
     assert set(may["mlflow_run_id"]) == set(runs.loc[runs["tags.window"] == OPENING_WINDOW, "run_id"])

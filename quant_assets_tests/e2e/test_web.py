@@ -9,13 +9,11 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from quant_assets.api.config import ApiConfig
+from quant_assets_tests.support.browser import CHROMIUM, FLAGS, fill_play
 from quant_assets_tests.support.surface_server import ApiServer
 from quant_assets.demo.surface import build_surface_warehouse
 
 WEB_ROOT = Path(__file__).resolve().parents[2] / "web" / "out"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +79,7 @@ def test_projector_refuses_bad_input_inline(server, page, amount, as_of, says):
 
 def test_add_a_play_and_see_its_pnl_then_refuse_bad_ones(server, page):
     page.goto(server.url + "/plays/")
-    page.get_by_test_id("play-symbol").fill("AAPL")
-    page.get_by_test_id("play-shares").fill("0")
-    page.get_by_test_id("play-price").fill("120")
-    page.get_by_test_id("play-date").fill("2022-10-03")
+    fill_play(page, symbol="AAPL", shares="0", price="120", date="2022-10-03")
     page.get_by_test_id("play-save").click()
     expect(page.get_by_test_id("error")).to_contain_text("Shares must be")
     page.get_by_test_id("play-shares").fill("10")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.models.base import TARGET
+from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, TARGET
 
 
 def simulate_garch(rng, n, omega=4e-6, alpha=0.08, beta=0.9, nu=6.0):
@@ -17,6 +17,25 @@ def simulate_garch(rng, n, omega=4e-6, alpha=0.08, beta=0.9, nu=6.0):
     return shocks
 
 
+def ar1_signal(rng, n, rho):
+    """A stationary AR(1) with unit variance: the planted signal of the panels."""
+    signal = np.empty(n)
+    signal[0] = rng.standard_normal()
+    for t in range(1, n):
+        signal[t] = rho * signal[t - 1] + np.sqrt(1 - rho**2) * rng.standard_normal()
+    return signal
+
+
+def assert_valid_distribution(out, frame):
+    """One row per input row in the input's order, finite distribution columns, ordered quantiles, positive std."""
+    assert list(out.columns) == ["symbol", "date", *DISTRIBUTION_COLUMNS]
+    assert len(out) == len(frame)
+    pd.testing.assert_frame_equal(out[["symbol", "date"]], frame[["symbol", "date"]].reset_index(drop=True))
+    assert np.isfinite(out[list(DISTRIBUTION_COLUMNS)].to_numpy()).all()
+    assert (np.diff(out[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
+    assert (out["std"] > 0).all() and out["p_up"].between(0, 1).all()
+
+
 def make_panel(n_symbols=4, n_days=780, seed=7, kappa=0.004):
     """Symbols x business days; ``signal`` (an AR(1) state) drives tomorrow's return, so it predicts
     the 1w forward return (5 rows for equities, 7 for the crypto symbol)."""
@@ -25,10 +44,7 @@ def make_panel(n_symbols=4, n_days=780, seed=7, kappa=0.004):
     frames = []
     for i in range(n_symbols):
         crypto = i == n_symbols - 1
-        signal = np.empty(n_days)
-        signal[0] = rng.standard_normal()
-        for t in range(1, n_days):
-            signal[t] = 0.97 * signal[t - 1] + np.sqrt(1 - 0.97**2) * rng.standard_normal()
+        signal = ar1_signal(rng, n_days, 0.97)
         ret = np.concatenate([[0.0], kappa * signal[:-1]]) + simulate_garch(rng, n_days)
         steps = 7 if crypto else 5
         csum = np.concatenate([[0.0], np.cumsum(ret)])

@@ -7,7 +7,7 @@ import pandas as pd
 
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
-from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.vocabulary import HORIZON_LABELS
 
 AS_OF = date(2022, 12, 28)
 
@@ -23,7 +23,7 @@ def seed_projections(path):
     })
     rows = []
     for symbol, vol in (("AAPL", 0.3), ("BTC", 0.7), ("JNJ", 0.2), ("PORTFOLIO", 0.25)):
-        for h, years in zip(HORIZONS, (1 / 52, 1 / 12, 0.25, 1.0)):
+        for h, years in zip(HORIZON_LABELS, (1 / 52, 1 / 12, 0.25, 1.0)):
             s = vol * math.sqrt(years)
             rows.append({"as_of": AS_OF, "symbol": symbol, "horizon": h, "p10": -1.28 * s, "p25": -0.67 * s,
                          "p50": 0.01 * years, "p75": 0.67 * s, "p90": 1.28 * s, "prob_loss": 0.48})

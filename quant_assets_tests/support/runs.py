@@ -3,6 +3,20 @@
 import dagster as dg
 
 TINY_UNIVERSE = "AAPL,MSFT,JNJ,SP500,BTC"
+# What the machine's environment may set that would take a test's home off the offline sample.
+FOREIGN_ENVIRONMENT = ("QUANT_TODAY", "QUANT_PRICES_FILE", "QUANT_ONCHAIN_FILE", "QUANT_PROVIDER", "POLYGON_API_KEY",
+                       "MLFLOW_TRACKING_URI")
+
+
+def use_home(mp, home, **environment):
+    """Point ``mp`` (a MonkeyPatch) at a private QUANT_HOME on the tiny sample universe from 2016, with
+    ``environment`` (QUANT_* names and values) on top and nothing of the machine's own provider settings."""
+    for name in FOREIGN_ENVIRONMENT:
+        mp.delenv(name, raising=False)
+    defaults = {"QUANT_HOME": str(home), "QUANT_UNIVERSE": TINY_UNIVERSE, "QUANT_HISTORY_START": "2016-01-01"}
+    for name, value in {**defaults, **environment}.items():
+        mp.setenv(name, value)
+    return home
 
 
 def materialize(selection, *, partition_key=None, days=None, raise_on_error=True, definitions=None):

@@ -13,11 +13,11 @@ from quant_assets.api.config import ApiConfig
 
 
 class ApiServer:
-    """``with ApiServer(config) as server: server.url``"""
+    """``with ApiServer(config) as server: server.url``, on ``port`` or, by default, a free one."""
 
-    def __init__(self, config: ApiConfig) -> None:
+    def __init__(self, config: ApiConfig, port: int = 0) -> None:
         self.app = create_app(config)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning"))
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
@@ -32,7 +32,8 @@ class ApiServer:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the API server did not start within 30 s")
             time.sleep(0.02)
-        httpx.get(f"{self.url}/api/health", timeout=10).raise_for_status()
+        token = self.app.state.api.config.token
+        httpx.get(f"{self.url}/api/health", headers={"X-API-Token": token} if token else None, timeout=10).raise_for_status()
         return self
 
     def __exit__(self, *exc: object) -> None:

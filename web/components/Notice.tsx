@@ -1,5 +1,6 @@
 "use client";
-import { Freshness } from "./api";
+import { useState } from "react";
+import { Freshness, setToken } from "./api";
 
 // The sample's simulated crypto is said to be synthetic on every page that shows it.
 export function SyntheticNotice({ symbols }: { symbols: string[] }) {
@@ -22,6 +23,19 @@ export function FreshnessLine({ freshness, asOf }: { freshness: Freshness; asOf?
   );
 }
 
-export function ErrorLine({ message }: { message: string | null }) {
-  return message ? <p className="error" role="alert" data-testid="error">{message}</p> : null;
+// A refusal for want of QUANT_API_TOKEN asks for it on whichever page met it; by default the page then reloads with it.
+export function ErrorLine({ message, onToken = () => window.location.reload() }: { message: string | null; onToken?: () => void }) {
+  const [token, setTokenText] = useState("");
+  if (!message) return null;
+  return (
+    <>
+      <p className="error" role="alert" data-testid="error">{message}</p>
+      {message.includes("QUANT_API_TOKEN") ? (
+        <form className="inline" style={{ marginTop: 10 }} onSubmit={(e) => { e.preventDefault(); setToken(token); onToken(); }}>
+          <label>API token<input type="password" data-testid="api-token" value={token} onChange={(e) => setTokenText(e.target.value)} /></label>
+          <button type="submit" className="ghost" data-testid="use-token">Use token</button>
+        </form>
+      ) : null}
+    </>
+  );
 }

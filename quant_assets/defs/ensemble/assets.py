@@ -11,6 +11,7 @@ from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.daily import DAILY_PREDICTIONS_KEY
 from quant_assets.lib.ensemble.window import ensemble_window
 from quant_assets.lib.models import MODEL_NAMES
+from quant_assets.render.report import markdown_table
 
 ENSEMBLE_KEY = dg.AssetKey(["meta_ensemble"])
 
@@ -33,6 +34,8 @@ def build_ensemble_defs(partitions: dg.TimeWindowPartitionsDefinition) -> dg.Ass
                       settings: SettingsResource) -> dg.MaterializeResult:
         summary = ensemble_window(warehouse.get(), date.fromisoformat(context.partition_key),
                                   cache_dir=settings.get().ensemble_cache)
+        coverage = summary["coverage"]
+        summary["coverage"] = markdown_table(coverage) if len(coverage) else "no realized labels yet"
         return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
 
     return meta_ensemble

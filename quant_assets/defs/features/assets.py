@@ -18,6 +18,7 @@ from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.lib.features.lookahead import lookahead_audit
+from quant_assets.lib.market.adjustments import mark_propagated, pending_restatement
 from quant_assets.settings import get_settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_features"
@@ -72,10 +73,17 @@ def build_feature_defs(project_dir: Path = DBT_PROJECT_DIR, partitions: dg.Daily
         current = settings.get()
         os.environ["QUANT_WAREHOUSE"] = str(current.warehouse_path)
         days = context.partition_time_window
-        dbt_vars = {"partition_start": days.start.date().isoformat(), "partition_end": days.end.date().isoformat()}
+        # Restated prices (market.adjustments) not yet rebuilt move the run's start back to their earliest
+        # restated day; the events are marked once the build has succeeded.
+        restated = pending_restatement(warehouse.get())
+        start = days.start.date() if restated is None else min(days.start.date(), restated[0])
+        dbt_vars = {"partition_start": start.isoformat(), "partition_end": days.end.date().isoformat()}
         with warehouse.get().exclusive():
             yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
                                target_path=current.dbt_target_path).stream()
+        if restated is not None:
+            mark_propagated(warehouse.get(), restated[1])
+            context.log.info(f"features rebuilt from {start} for the restated prices recorded up to {restated[1]}")
 
     @dg.asset_check(asset=FEATURES_KEY, blocking=True, name="feature_lookahead_audit",
                     description="Rebuilds the features on history cut at several dates; fails if any value on or "

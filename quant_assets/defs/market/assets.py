@@ -2,6 +2,8 @@
 
 Each asset returns the polars frame of its partition range to the warehouse IO manager, which replaces that
 slice (``partition_expr`` = ``date``) in one transaction. Twenty years load in one run (single-run backfill).
+A restatement of stored history the prices fetch found (a split the provider now adjusts) is written first, in its
+own transaction, and the ``restatements_propagated`` check fails until the features have been rebuilt from it.
 """
 
 from datetime import timedelta
@@ -11,13 +13,22 @@ import polars as pl
 
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
+from quant_assets.lib.market.adjustments import store_restatement, unpropagated
 from quant_assets.lib.market.calendar import clock_moment
+from quant_assets.lib.market.providers import ProviderConfig
 from quant_assets.lib.market.slices import LoadResult, Slice, load_onchain, load_prices
 
 PRICES_KEY = dg.AssetKey(["market", "prices"])
 ONCHAIN_KEY = dg.AssetKey(["market", "onchain"])
 MARKET_KEYS = (PRICES_KEY, ONCHAIN_KEY)
 SLICE_IO_MANAGER = "warehouse_io_manager"
+
+
+def provider_config(settings) -> ProviderConfig:
+    """The values of ``settings`` the providers read (the key stays a ``SecretStr``)."""
+    return ProviderConfig(provider=settings.provider, universe=settings.universe, history_start=settings.history_start,
+                          seed=settings.seed, prices_file=settings.prices_file, onchain_file=settings.onchain_file,
+                          date_format=settings.date_format, polygon_api_key=settings.polygon_api_key)
 
 
 def slice_of(context: dg.AssetExecutionContext, settings) -> Slice:
@@ -35,7 +46,8 @@ def _stored(context: dg.AssetExecutionContext, result: LoadResult) -> pl.DataFra
 
 
 def build_market_defs(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The two market assets on ``partitions`` (daily), stored through the warehouse IO manager."""
+    """The two market assets on ``partitions`` (daily), stored through the warehouse IO manager, and the check
+    that restated prices have reached the features."""
     common = dict(group_name="market", partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
                   io_manager_key=SLICE_IO_MANAGER, metadata={"partition_expr": "date"}, kinds={"duckdb", "polars"})
 
@@ -43,13 +55,30 @@ def build_market_defs(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
               **common)
     def prices(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> pl.DataFrame:
         current = settings.get()
-        return _stored(context, load_prices(current, warehouse.get(), slice_of(context, current)))
+        result = load_prices(provider_config(current), warehouse.get(), slice_of(context, current))
+        if result.restatement is not None:
+            store_restatement(warehouse.get(), result.restatement)
+        return _stored(context, result)
 
     @dg.asset(key=ONCHAIN_KEY, description="Daily on-chain metrics per crypto asset (market.onchain), each stamped "
                                             "with known_at.", **common)
     def onchain_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         settings: SettingsResource) -> pl.DataFrame:
         current = settings.get()
-        return _stored(context, load_onchain(current, warehouse.get(), slice_of(context, current)))
+        return _stored(context, load_onchain(provider_config(current), warehouse.get(), slice_of(context, current)))
 
-    return [prices, onchain_metrics]
+    @dg.asset_check(asset=PRICES_KEY, name="restatements_propagated",
+                    description="Fails while a restatement of stored prices (market.adjustments) has not been rebuilt "
+                                "into the features and labels; materialize the features, then run this check again.")
+    def restatements_propagated(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        # The features run marks the events it rebuilt from (propagated_at), after its dbt build succeeded: a flag
+        # written by the run that did the work, rather than timestamps compared across runs that may overlap.
+        pending = unpropagated(warehouse.get())
+        symbols = sorted(set(pending["symbol"].to_list())) if pending.height else []
+        return dg.AssetCheckResult(passed=not symbols, severity=dg.AssetCheckSeverity.ERROR, metadata=as_dagster_metadata({
+            "pending_restatements": pending.height, "symbols": symbols,
+            "events": [{k: str(v) for k, v in row.items()} for row in pending.iter_rows(named=True)]}),
+            description=None if not symbols else f"prices of {', '.join(symbols)} were restated and their features "
+                                                 "and labels not yet rebuilt; materialize the features group")
+
+    return [prices, onchain_metrics, restatements_propagated]

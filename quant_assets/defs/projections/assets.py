@@ -4,6 +4,7 @@ day), the advice scorecard, and the decision backtest."""
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 
 from quant_assets.defs.automation import FOLLOW_UPSTREAM, REFRESH_AFTER_UPSTREAM
 from quant_assets.defs.ensemble.assets import ENSEMBLE_KEY
@@ -11,8 +12,12 @@ from quant_assets.defs.features.assets import LABELS_KEY
 from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
-from quant_assets.lib.projections.day_step import SizingPolicy, decision_backtest, project_day
+from quant_assets.lib.projections.day_step import project_day
+from quant_assets.lib.projections.decision_backtest import decision_backtest
 from quant_assets.lib.projections.scorecard import build_scorecard, load_scorecard_inputs, scorecard_summary, write_scorecard
+from quant_assets.lib.projections.sizing import SizingPolicy
+from quant_assets.render.charts import fan_chart_png, growth_chart_png
+from quant_assets.render.report import markdown_table
 from quant_assets.settings import Settings
 
 PERIODS_PER_YEAR = {"weekly": 52.0, "monthly": 12.0, "quarterly": 4.0}
@@ -31,6 +36,12 @@ class SizingConfig(dg.Config):
 def _policy(config: SizingConfig, seed: int) -> SizingPolicy:
     return SizingPolicy(horizon=config.horizon, cap=config.position_cap, min_confidence=config.min_confidence,
                         n_scenarios=config.n_scenarios, seed=seed)
+
+
+def _metadata(summary: dict[str, object], **charts: bytes) -> dict[str, object]:
+    """A lib summary as Dagster metadata: its frames as markdown tables, and the charts drawn for it."""
+    rendered = {k: markdown_table(v) if isinstance(v, pd.DataFrame) else v for k, v in summary.items()}
+    return as_dagster_metadata({**rendered, **charts})
 
 
 def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
@@ -53,14 +64,15 @@ def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
     def projections_and_allocations(context: dg.AssetExecutionContext, config: SizingConfig,
                                     warehouse: WarehouseResource, settings: SettingsResource):
         # One simulation feeds both tables: the portfolio band needs the weights, the weights need the scenarios.
-        summary = project_day(warehouse.get(), date.fromisoformat(context.partition_key),
-                              _policy(config, settings.get().seed))
-        if "skipped" in summary:
-            context.log.info(summary["skipped"])
-            yield dg.MaterializeResult(asset_key="projections", metadata=summary)
-            yield dg.MaterializeResult(asset_key="allocations", metadata=summary)
+        as_of = date.fromisoformat(context.partition_key)
+        projection = project_day(warehouse.get(), as_of, _policy(config, settings.get().seed))
+        if projection is None:
+            skipped = {"as_of": str(as_of), "skipped": f"no completed session on {as_of}; nothing written"}
+            context.log.info(skipped["skipped"])
+            yield dg.MaterializeResult(asset_key="projections", metadata=skipped)
+            yield dg.MaterializeResult(asset_key="allocations", metadata=skipped)
             return
-        metadata = as_dagster_metadata(summary)
+        metadata = _metadata(projection.summary, fan_chart=fan_chart_png(projection.bands))
         yield dg.MaterializeResult(asset_key="projections", metadata=metadata)
         yield dg.MaterializeResult(asset_key="allocations", metadata={
             k: metadata[k] for k in ("as_of", "eligible", "weights", "invested_half_kelly")})
@@ -77,7 +89,7 @@ def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResou
     store = warehouse.get()
     card = build_scorecard(load_scorecard_inputs(store, settings.get().clock_today))
     write_scorecard(store, card)
-    return dg.MaterializeResult(metadata=as_dagster_metadata(scorecard_summary(card)))
+    return dg.MaterializeResult(metadata=_metadata(scorecard_summary(card)))
 
 
 @dg.asset(name="decision_backtest", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
@@ -86,5 +98,6 @@ def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResou
                       "Kelly problem is solved again only when its ensemble or sizing changed).")
 def decision_backtest_asset(config: SizingConfig, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     current = settings.get()
-    summary = decision_backtest(warehouse.get(), _policy(config, current.seed), PERIODS_PER_YEAR[current.wf_cadence], config.cost_bp)
-    return dg.MaterializeResult(metadata=as_dagster_metadata(summary))
+    result = decision_backtest(warehouse.get(), _policy(config, current.seed), PERIODS_PER_YEAR[current.wf_cadence],
+                               config.cost_bp)
+    return dg.MaterializeResult(metadata=_metadata(result.summary, growth_chart=growth_chart_png(result.periods)))

@@ -33,8 +33,9 @@ def build_walk_forward_defs(partitions: dg.PartitionsDefinition, *, warehouse_op
     def walk_forward_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                           settings: SettingsResource) -> dg.MaterializeResult:
         window = context.partition_time_window
-        summary = plan_and_store(warehouse.get(), settings.get(), window.start.date(), window.end.date())
-        violations = audit_plan(warehouse.get(), window.start.date(), settings.get().wf_embargo_days)
+        chosen = settings.get()
+        summary = plan_and_store(warehouse.get(), chosen.window_rules, window.start.date(), window.end.date())
+        violations = audit_plan(warehouse.get(), window.start.date(), chosen.wf_embargo_days)
         audit = dg.AssetCheckResult(check_name="bias_audit", passed=not violations, metadata={
             "violations": dg.MetadataValue.json(violations[:20]), "window": str(window.start.date())})
         return dg.MaterializeResult(metadata=as_dagster_metadata(summary), check_results=[audit])
@@ -65,7 +66,9 @@ def _fit_asset(model_name: str, partitions: dg.PartitionsDefinition) -> tuple[dg
                                                          "window or its embargo (read back from the stored fit).")])
     def fit(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
         window_start = _partition_start(context)
-        summary = fit_and_store(warehouse.get(), settings.get(), model_name, window_start, dagster_run_id=context.run_id)
+        chosen = settings.get()
+        summary = fit_and_store(warehouse.get(), model_name, window_start, seed=chosen.seed, models_home=chosen.models_home,
+                                tracking=chosen.tracking_store, dagster_run_id=context.run_id)
         violations = audit_fit(warehouse.get(), window_start, model_name)
         audit = dg.AssetCheckResult(check_name="training_cutoff", passed=not violations,
                                     metadata={"violations": dg.MetadataValue.json(violations)})

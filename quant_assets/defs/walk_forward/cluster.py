@@ -110,7 +110,9 @@ def _cluster_fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
               kinds={kind, "parquet", "mlflow"}, io_manager_key=OBJECT_STORE_IO_MANAGER, tags={"family": family},
               description=f"Out-of-sample distributional forecasts of {model_name} for the window, on a Celery worker.")
     def fit(context: dg.AssetExecutionContext, settings: SettingsResource, window_inputs) -> dg.Output:
-        outputs, summary = object_store.fit_fold(window_inputs, settings.get(), model_name, _window_start(context),
+        chosen = settings.get()
+        outputs, summary = object_store.fit_fold(window_inputs, model_name, _window_start(context), seed=chosen.seed,
+                                                 models_home=chosen.models_home, tracking=chosen.tracking_store,
                                                  dagster_run_id=context.run_id)
         return dg.Output(outputs, metadata=as_dagster_metadata(summary))
 

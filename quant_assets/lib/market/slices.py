@@ -1,8 +1,11 @@
 """Fetch, validate and complete one slice of market data: what the ``market`` assets do, without Dagster.
 
 A slice is a range of days (one daily partition, or many in a single-run backfill). It holds only final
-bars (``lib/calendar.py``), and a symbol the provider left out of its answer keeps the rows already stored
-for it: a provider's gap never deletes history.
+bars (``lib/market/calendar.py``), and a partial answer never deletes: a stored row is replaced only by a valid
+new version of the same key — (symbol, date) for prices, (asset, metric, date) for on-chain metrics. A day the
+provider left out keeps its stored row, and the metadata names those days per symbol (per asset and metric).
+A network fetch also re-reads a few stored days before the slice and restates the history it finds the provider
+has changed (``lib/market/adjustments.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,18 @@ from datetime import date, datetime
 
 import polars as pl
 
+from quant_assets.lib.market.adjustments import Restatement, find_restatement, stored_overlap
 from quant_assets.lib.market.calendar import last_completed_day
-from quant_assets.lib.market.providers import fetch_onchain, fetch_prices
+from quant_assets.lib.market.providers import ProviderConfig, fetch_onchain, fetch_prices
 from quant_assets.lib.market.providers.schema import ONCHAIN_SCHEMA, PRICE_SCHEMA, ValidationReport, validate_onchain, validate_prices
 from quant_assets.render.report import markdown_table
 from quant_assets.lib.storage.warehouse import Warehouse
+
+PRICE_KEY = ("symbol", "date")
+ONCHAIN_KEY = ("asset", "metric", "date")
+# Runs of kept days named per symbol before the rest are summed up, so a missing symbol over twenty years of
+# backfill does not fill the metadata with thousands of dates.
+RUNS_NAMED = 10
 
 
 @dataclass(frozen=True)
@@ -30,16 +40,22 @@ class Slice:
 
 @dataclass
 class LoadResult:
-    """The slice to store, where it came from, what was dropped, and which symbols kept their stored rows."""
+    """The slice to store, where it came from, what was dropped, which stored days were kept, what was restated."""
 
     table: str
     origin: str
     report: ValidationReport
     frame: pl.DataFrame
     summary: dict[str, object] = field(default_factory=dict)
-    kept_symbols: list[str] = field(default_factory=list)
+    # Per symbol (on-chain: ``ASSET/metric``), the stored days the answer did not include, as ranges.
+    unanswered: dict[str, list[str]] = field(default_factory=dict)
     not_final: int = 0
     kept_rows: int = 0
+    restatement: Restatement | None = None
+
+    @property
+    def kept_symbols(self) -> list[str]:
+        return sorted(self.unanswered)
 
     @property
     def warnings(self) -> list[str]:
@@ -49,35 +65,46 @@ class LoadResult:
         if self.kept_rows:
             found.append(f"{self.table}: kept {self.kept_rows} stored rows whose new version from {self.origin} "
                          "was invalid")
-        if self.kept_symbols:
-            found.append(f"{self.table}: {self.origin} returned nothing for {', '.join(self.kept_symbols)} in this "
-                         "range; their stored rows are kept")
+        if self.unanswered:
+            named = "; ".join(f"{key} {', '.join(days)}" for key, days in sorted(self.unanswered.items()))
+            found.append(f"{self.table}: {self.origin} did not answer these stored days, which are kept: {named}")
+        if self.restatement is not None:
+            found.extend(f"{self.table}: {self.origin} restated {e['symbol']} before {e['effective_date']} by "
+                         f"×{e['factor']:.6g} ({e['rows_restated']} stored rows from {e['restated_from']}); its "
+                         "features must be rebuilt" for e in self.restatement.events.iter_rows(named=True))
         return found
 
     def metadata(self) -> dict[str, object]:
+        restated = [] if self.restatement is None else [
+            {k: str(v) if isinstance(v, date) else v for k, v in e.items()}
+            for e in self.restatement.events.iter_rows(named=True)]
         return {"table": self.table, "origin": self.origin, "dagster/row_count": self.frame.height,
                 **self.report.as_metadata(), "rows_not_final": self.not_final,
-                "symbols_kept_from_storage": self.kept_symbols, "rows_kept_from_storage": self.kept_rows,
-                **self.summary}
+                "symbols_kept_from_storage": self.kept_symbols, "days_kept_from_storage": self.unanswered,
+                "rows_kept_from_storage": self.kept_rows, "restatements": restated, **self.summary}
 
 
-def load_prices(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
-    """The validated, final prices of ``days`` from the configured provider, plus the stored rows of absent symbols.
+def load_prices(config: ProviderConfig, warehouse: Warehouse, days: Slice) -> LoadResult:
+    """The validated, final prices of ``days`` from the configured provider, plus the stored rows it did not answer
+    validly, and (network providers) the restatement of stored history the provider's overlap days reveal.
 
-    Validation happens before anything is written, so a bad answer leaves the table as it was.
+    Validation happens before anything is written, so a bad answer leaves the table as it was. The restatement is
+    returned, not written: the caller stores it (``adjustments.store_restatement``) along with the slice.
     """
-    raw, origin = fetch_prices(settings, days.first, days.last)
+    overlap = stored_overlap(warehouse, days.first) if config.uses_network else pl.DataFrame(schema=PRICE_SCHEMA)
+    start = min(overlap["date"].min(), days.first) if overlap.height else days.first
+    raw, origin = fetch_prices(config, start, days.last)
     clean, report = validate_prices(raw, origin) if raw.height else (raw.select(list(PRICE_SCHEMA)), ValidationReport())
+    restatement = find_restatement(warehouse, overlap, clean, days.first, days.last) if overlap.height else None
     final = _final_rows(clean, days, pl.col("asset_class"))
-    frame, kept = _keep_absent(warehouse, "market.prices", "symbol", final, days)
-    frame, restored = _keep_where_dropped(warehouse, "market.prices", frame, report, days)
-    return LoadResult("market.prices", origin, report, frame, _price_summary(frame), kept,
-                      _in_range(clean, days).height - final.height, restored)
+    frame, unanswered, restored = _keep_stored(warehouse, "market.prices", PRICE_KEY, final, report, days)
+    return LoadResult("market.prices", origin, report, frame, _price_summary(frame), unanswered,
+                      _in_range(clean, days).height - final.height, restored, restatement)
 
 
-def load_onchain(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
+def load_onchain(config: ProviderConfig, warehouse: Warehouse, days: Slice) -> LoadResult:
     """The validated on-chain metrics of ``days`` (a crypto day is final once it has ended), stored as naive UTC."""
-    raw, origin = fetch_onchain(settings, days.first, days.last)
+    raw, origin = fetch_onchain(config, days.first, days.last)
     if raw.height:
         clean, report = validate_onchain(raw, origin)
     else:
@@ -85,13 +112,12 @@ def load_onchain(settings, warehouse: Warehouse, days: Slice) -> LoadResult:
     # Naive UTC, so that no session time zone can shift it.
     clean = clean.with_columns(pl.col("known_at").dt.replace_time_zone(None))
     final = _final_rows(clean, days, pl.lit("crypto"))
-    frame, kept = _keep_absent(warehouse, "market.onchain", "asset", final, days)
-    frame, restored = _keep_where_dropped(warehouse, "market.onchain", frame, report, days)
+    frame, unanswered, restored = _keep_stored(warehouse, "market.onchain", ONCHAIN_KEY, final, report, days)
     summary = {"assets": sorted(frame["asset"].unique().to_list()), "metrics": sorted(frame["metric"].unique().to_list()),
                "sources": sorted(frame["source"].unique().to_list())}
     if not raw.height:
         summary["note"] = f"no on-chain rows from {origin}"
-    return LoadResult("market.onchain", origin, report, frame, summary, kept,
+    return LoadResult("market.onchain", origin, report, frame, summary, unanswered,
                       _in_range(clean, days).height - final.height, restored)
 
 
@@ -106,37 +132,47 @@ def _final_rows(frame: pl.DataFrame, days: Slice, asset_class: pl.Expr) -> pl.Da
     return _in_range(frame, days).filter(pl.col("date") <= cutoff)
 
 
-def _keep_absent(warehouse: Warehouse, table: str, key: str, fresh: pl.DataFrame, days: Slice) -> tuple[pl.DataFrame, list[str]]:
-    """Add the stored rows of the slice for every ``key`` (symbol, asset) that the fresh answer lacks."""
+def _keep_stored(warehouse: Warehouse, table: str, keys: tuple[str, ...], fresh: pl.DataFrame,
+                 report: ValidationReport, days: Slice) -> tuple[pl.DataFrame, dict[str, list[str]], int]:
+    """``fresh`` plus every stored row of the slice whose key it lacks; the days the answer left out (named per
+    series), and how many kept rows had a new version that validation dropped (an empty cell, a duplicate)."""
     if not warehouse.table_exists(table):
-        return fresh, []
+        return fresh, {}, 0
     with warehouse.reader() as con:
         stored = pl.from_arrow(con.execute(f"SELECT * FROM {table} WHERE date BETWEEN ? AND ?",
                                            [days.first, days.last]).to_arrow_table())
-    absent = stored.filter(~pl.col(key).is_in(fresh[key].unique().implode()))
-    if absent.height == 0:
-        return fresh, []
-    absent = absent.select([pl.col(c).cast(fresh.schema[c]) for c in fresh.columns])
-    return pl.concat([fresh, absent]), sorted(absent[key].unique().to_list())
+    keys = list(keys)
+    stored = stored.select([pl.col(c).cast(fresh.schema[c]) for c in fresh.columns])
+    kept = stored.join(fresh.select(keys), on=keys, how="anti")
+    if kept.height == 0:
+        return fresh, {}, 0
+    dropped = (pl.concat([k.select([pl.col(c).cast(fresh.schema[c]) for c in keys]) for k in report.dropped_keys])
+               .drop_nulls().unique() if report.dropped_keys else pl.DataFrame(schema={c: fresh.schema[c] for c in keys}))
+    invalid = kept.join(dropped, on=keys, how="semi").height
+    unanswered = kept.join(dropped, on=keys, how="anti")
+    return pl.concat([fresh, kept]), _day_runs(stored, unanswered, keys[:-1]), invalid
 
 
-def _keep_where_dropped(warehouse: Warehouse, table: str, fresh: pl.DataFrame, report: ValidationReport,
-                        days: Slice) -> tuple[pl.DataFrame, int]:
-    """Add the stored rows of the slice whose key the answer had but validation dropped (an empty cell, a
-    duplicate): an invalid new version of a row never deletes the valid one already stored."""
-    keys = [k for k in (pl.concat(report.dropped_keys) if report.dropped_keys else pl.DataFrame()).iter_rows()
-            if None not in k]
-    if not keys or not warehouse.table_exists(table):
-        return fresh, 0
-    names = list(report.dropped_keys[0].columns)
-    with warehouse.reader() as con:
-        stored = pl.from_arrow(con.execute(f"SELECT * FROM {table} WHERE date BETWEEN ? AND ?",
-                                           [days.first, days.last]).to_arrow_table())
-    wanted = pl.DataFrame(keys, schema={n: stored.schema[n] for n in names}, orient="row").unique()
-    restored = stored.join(wanted, on=names, how="semi").join(fresh.select(names), on=names, how="anti")
-    if restored.height == 0:
-        return fresh, 0
-    return pl.concat([fresh, restored.select([pl.col(c).cast(fresh.schema[c]) for c in fresh.columns])]), restored.height
+def _day_runs(stored: pl.DataFrame, kept: pl.DataFrame, series: list[str]) -> dict[str, list[str]]:
+    """The kept days of each series as runs of consecutive stored days: ``2022-06-15..2022-06-20 (4 days)``."""
+    if kept.height == 0:
+        return {}
+    marked = stored.select(*series, "date").join(kept.select(*series, "date").with_columns(pl.lit(True).alias("_kept")),
+                                                on=[*series, "date"], how="left").sort(*series, "date")
+    flag = pl.col("_kept").fill_null(False)
+    runs = marked.with_columns((flag != flag.shift(1)).fill_null(True).cum_sum().over(series).alias("_run")) \
+        .filter(flag).group_by(*series, "_run").agg(pl.col("date").min().alias("first"),
+                                                    pl.col("date").max().alias("last"), pl.len().alias("n")) \
+        .sort(*series, "first")
+    out: dict[str, list[str]] = {}
+    for row in runs.iter_rows(named=True):
+        label = "/".join(str(row[c]) for c in series)
+        out.setdefault(label, []).append(str(row["first"]) if row["n"] == 1
+                                         else f"{row['first']}..{row['last']} ({row['n']} days)")
+    for label, named in out.items():
+        if len(named) > RUNS_NAMED:
+            out[label] = [*named[:RUNS_NAMED], f"and {len(named) - RUNS_NAMED} more runs"]
+    return out
 
 
 def _price_summary(frame: pl.DataFrame) -> dict[str, object]:

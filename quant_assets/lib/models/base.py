@@ -115,12 +115,20 @@ class Forecaster(ABC):
     # Whether a row's prediction reads earlier rows of its symbol in the frame (GARCH filtering, sequence
     # models, trailing baselines); a row-wise model predicts each row from its own features alone.
     reads_history: bool = True
+    # The hyper-parameters and their defaults: the constructor takes any of them by name, and they are what
+    # ``params`` logs, so a model names each once.
+    defaults: dict[str, object] = {}
 
-    def __init__(self, horizon: str, seed: int = 0) -> None:
+    def __init__(self, horizon: str, seed: int = 0, **hyperparameters: object) -> None:
         if horizon not in HORIZON_BY_LABEL:
             raise ValueError(f"unknown horizon {horizon!r}; expected one of {sorted(HORIZON_BY_LABEL)}")
+        unknown = sorted(set(hyperparameters) - set(self.defaults))
+        if unknown:
+            raise TypeError(f"{self.name}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(self.defaults)}")
         self.horizon = HORIZON_BY_LABEL[horizon]
         self.seed = seed
+        for key, value in {**self.defaults, **hyperparameters}.items():
+            setattr(self, key, value)
 
     @abstractmethod
     def fit(self, frame: pd.DataFrame) -> "Forecaster":
@@ -132,7 +140,13 @@ class Forecaster(ABC):
 
     def params(self) -> dict[str, object]:
         """Hyper-parameters worth logging (MLflow params)."""
-        return {"horizon": self.horizon.label, "seed": self.seed}
+        return {"horizon": self.horizon.label, "seed": self.seed, **{key: getattr(self, key) for key in self.defaults}}
+
+    def fit_rows(self, frame: pd.DataFrame, max_rows: int | None = None) -> pd.DataFrame:
+        """The training rows (known target, at most ``max_rows`` drawn with the seed); fits ``prep_`` on them."""
+        rows = subsample_rows(training_rows(frame, self.name), max_rows, self.seed)
+        self.prep_ = FeaturePrep.fit(rows)
+        return rows
 
 
 def subsample_rows(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:

@@ -23,12 +23,12 @@ class RandomWalkBaseline(Forecaster):
     family = "baseline"
     kind = "python"
 
-    def __init__(self, horizon: str, seed: int = 0, window: int = 252, min_periods: int = 60) -> None:
-        super().__init__(horizon, seed)
-        if not 2 <= min_periods <= window:
-            raise ValueError(f"baseline: need 2 <= min_periods <= window, got {min_periods} and {window}")
-        self.window = window
-        self.min_periods = min_periods
+    defaults = {"window": 252, "min_periods": 60}
+
+    def __init__(self, horizon: str, seed: int = 0, **hyperparameters: object) -> None:
+        super().__init__(horizon, seed, **hyperparameters)
+        if not 2 <= self.min_periods <= self.window:
+            raise ValueError(f"baseline: need 2 <= min_periods <= window, got {self.min_periods} and {self.window}")
 
     def fit(self, frame: pd.DataFrame) -> "RandomWalkBaseline":
         """Record per asset class the pooled daily drift, its standard error and the pooled volatility."""
@@ -76,7 +76,3 @@ class RandomWalkBaseline(Forecaster):
         vol = np.where(missing, pooled_vol, vol)
         self.fallback_rows = int(missing.sum())
         return finish(frame, gaussian_distribution(drift * steps, np.sqrt(vol**2 * steps + (drift_se * steps) ** 2)))
-
-    def params(self) -> dict[str, object]:
-        """Hyper-parameters worth logging."""
-        return {**super().params(), "window": self.window, "min_periods": self.min_periods}

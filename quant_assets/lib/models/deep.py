@@ -1,7 +1,7 @@
 """Deep-learning forecasters (PyTorch, CPU): an MLP on one row of features, and a GRU and a dilated causal
 TCN over each symbol's last ``lookback`` rows. All three share one distributional head (Student-t with a
 learned dof, or Gaussian), one negative-log-likelihood training loop with early stopping on a time-ordered
-validation tail, and one ``save``/``load`` format (a ``torch.save`` payload of plain tensors and numbers).
+validation tail (``deep_training``), and one ``save``/``load`` format (a ``torch.save`` payload of plain tensors and numbers).
 
 Fitting and predicting run single-threaded with deterministic algorithms and a forked RNG seeded by the
 model's seed, so the same inputs and seed give identical predictions and the caller's torch state is untouched.
@@ -10,9 +10,8 @@ model's seed, so the same inputs and seed give identical predictions and the cal
 from __future__ import annotations
 
 from abc import abstractmethod
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from quant_assets.lib.models.base import (
     training_rows,
 )
 from quant_assets.lib.models.deep_nets import GRUNet, MLPNet, TCNNet, negative_log_likelihood
+from quant_assets.lib.models.deep_training import PREDICT_CHUNK, history_index, row_dates, torch_session, train_network
 
 SAVE_FORMAT = 1
 # Early stopping after two stale epochs: the validation loss bottoms out within the first few epochs on daily
@@ -39,69 +39,7 @@ DISTRIBUTIONS = ("student_t", "gaussian")
 # Below these sizes a validation tail says nothing; the model then trains for max_epochs without one.
 MIN_VALIDATION_ROWS = 32
 MIN_FIT_ROWS = 64
-# Mini-batches shrink on small training sets so an epoch still takes this many optimizer steps.
-MIN_STEPS_PER_EPOCH = 32
-MIN_BATCH_SIZE = 64
-PREDICT_CHUNK = 8192
 DAY_NS = 86_400 * 10**9
-
-
-@contextmanager
-def torch_session(seed: int) -> Iterator[None]:
-    """Seeded, single-threaded, deterministic torch for the duration of the block; restores the
-    caller's thread count, determinism flag and RNG state afterwards."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(1)
-        _use_deterministic_algorithms(True)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            _use_deterministic_algorithms(deterministic, warn_only=warn_only)
-
-
-def _use_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
-    """``torch.use_deterministic_algorithms`` without its other half: it also sets the flag of torch.compile's code
-    generator, importing it (2 s in every process that fits or predicts); these models are never compiled."""
-    torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
-
-
-def row_dates(frame: pd.DataFrame, model: str) -> np.ndarray:
-    """The ``date`` column as int64 nanoseconds; every row must have one."""
-    if "date" not in frame.columns:
-        raise ValueError(f"{model}: the frame has no 'date' column")
-    dates = pd.to_datetime(frame["date"], cache=False)
-    missing = int(dates.isna().sum())
-    if missing:
-        raise ValueError(f"{model}: {missing} row(s) of the frame have no 'date'")
-    return dates.to_numpy(dtype="datetime64[ns]").astype("int64")
-
-
-def history_index(frame: pd.DataFrame, lookback: int, model: str) -> np.ndarray:
-    """For each row, the positions of the ``lookback`` rows of the same symbol ending at that row, oldest
-    first, ordered by date (ties by frame order). Missing history points at position ``len(frame)``, the
-    padding row."""
-    if "symbol" not in frame.columns:
-        raise ValueError(f"{model}: the frame has no 'symbol' column, needed to read each symbol's history")
-    n = len(frame)
-    if n == 0:
-        return np.zeros((0, lookback), dtype="int64")
-    codes = pd.factorize(frame["symbol"].astype("string").fillna("<null>"))[0]
-    order = np.lexsort((np.arange(n), row_dates(frame, model), codes))
-    sorted_codes = codes[order]
-    starts = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
-    group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    rank = np.arange(n) - group_start
-    back = np.arange(lookback - 1, -1, -1)
-    positions = np.arange(n)[:, None] - back[None, :]
-    sorted_index = np.where(back[None, :] <= rank[:, None], order[np.maximum(positions, 0)], n)
-    index = np.empty_like(sorted_index)
-    index[order] = sorted_index
-    return index
 
 
 def _model_class(name: object) -> type["DeepForecaster"]:
@@ -238,83 +176,20 @@ class DeepForecaster(Forecaster):
         with torch_session(self.seed):
             self.n_inputs_ = int(table.shape[1])
             self.net_ = self._network(self.n_inputs_)
-            self.fit_info_ = self._train(table, index, y, torch.from_numpy(fit_rows), torch.from_numpy(validation_rows))
+            self.fit_info_ = train_network(
+                self.net_, self._loss(table, index, y), torch.from_numpy(fit_rows), torch.from_numpy(validation_rows),
+                seed=self.seed, max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
+                epoch_rows=self.epoch_rows, learning_rate=self.learning_rate, weight_decay=self.weight_decay)
         return self
 
-    def _loss(
-        self, table: torch.Tensor, index: torch.Tensor | None, y: torch.Tensor, rows: torch.Tensor
-    ) -> torch.Tensor:
-        mean, log_scale = self.net_(self._batch(table, index, rows))
-        return negative_log_likelihood(mean, log_scale, y[rows], self.net_.head.dof())
+    def _loss(self, table: torch.Tensor, index: torch.Tensor | None,
+              y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The NLL of a batch of rows under the network."""
+        def loss(rows: torch.Tensor) -> torch.Tensor:
+            mean, log_scale = self.net_(self._batch(table, index, rows))
+            return negative_log_likelihood(mean, log_scale, y[rows], self.net_.head.dof())
 
-    def _evaluate(self, table: torch.Tensor, index: torch.Tensor | None, y: torch.Tensor, rows: torch.Tensor) -> float:
-        """Mean NLL over ``rows`` in eval mode, in chunks."""
-        self.net_.eval()
-        total = 0.0
-        with torch.no_grad():
-            for start in range(0, len(rows), PREDICT_CHUNK):
-                chunk = rows[start : start + PREDICT_CHUNK]
-                total += self._loss(table, index, y, chunk).item() * len(chunk)
-        return total / len(rows)
-
-    def _train(
-        self,
-        table: torch.Tensor,
-        index: torch.Tensor | None,
-        y: torch.Tensor,
-        fit_rows: torch.Tensor,
-        validation_rows: torch.Tensor,
-    ) -> dict[str, object]:
-        net = self.net_
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        generator = torch.Generator().manual_seed(self.seed)
-        early_stopping = len(validation_rows) > 0
-        # Each epoch draws at most epoch_rows fit rows (a fresh draw each time), so an epoch costs the
-        # same on a long panel as on a short one while every row is still seen across epochs.
-        per_epoch = min(len(fit_rows), self.epoch_rows)
-        batch_size = max(min(per_epoch // MIN_STEPS_PER_EPOCH, self.batch_size), MIN_BATCH_SIZE)
-        best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
-        epochs = 0
-        train_loss = float("nan")
-        for epoch in range(1, self.max_epochs + 1):
-            epochs = epoch
-            net.train()
-            order = fit_rows[torch.randperm(len(fit_rows), generator=generator)[:per_epoch]]
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                optimizer.zero_grad()
-                loss = self._loss(table, index, y, rows)
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                optimizer.step()
-                total += loss.detach().item() * len(rows)
-            train_loss = total / max(len(order), 1)
-            if not early_stopping:
-                continue
-            validation_loss = self._evaluate(table, index, y, validation_rows)
-            if validation_loss < best_loss - 1e-4:
-                best_loss, best_epoch, stale = validation_loss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        with torch.no_grad():
-            dof = net.head.dof()
-        return {
-            "epochs": epochs,
-            "best_epoch": best_epoch if early_stopping else epochs,
-            "train_nll": train_loss,
-            "validation_nll": best_loss if early_stopping else float("nan"),
-            "batch_size": batch_size,
-            "fit_rows": int(len(fit_rows)),
-            "validation_rows": int(len(validation_rows)),
-            "dof": float(dof) if dof is not None else float("inf"),
-        }
+        return loss
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):

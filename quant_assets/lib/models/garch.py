@@ -97,9 +97,7 @@ class GarchForecaster(Forecaster):
     family = "statistical"
     kind = "arch"
 
-    def __init__(self, horizon: str, seed: int = 0, min_obs: int = 250) -> None:
-        super().__init__(horizon, seed)
-        self.min_obs = min_obs
+    defaults = {"min_obs": 250}
 
     def fit(self, frame: pd.DataFrame) -> "GarchForecaster":
         """Fit one model per symbol on the ``ret_1d`` of its training rows (those with a known target),
@@ -179,7 +177,7 @@ class GarchForecaster(Forecaster):
 
     def params(self) -> dict[str, object]:
         """Hyper-parameters worth logging."""
-        return {**super().params(), "min_obs": self.min_obs, "mean": "AR(1)", "vol": "GARCH(1,1)", "dist": "t"}
+        return {**super().params(), "mean": "AR(1)", "vol": "GARCH(1,1)", "dist": "t"}
 
 
 def _linear_constraints(a: np.ndarray, b: np.ndarray) -> list[dict[str, object]]:

@@ -6,18 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
-from quant_assets.lib.models.base import (
-    DISTRIBUTION_COLUMNS,
-    QUANTILE_COLUMNS,
-    QUANTILE_LEVELS,
-    TARGET,
-    FeaturePrep,
-    Forecaster,
-    finish,
-    quantile_distribution,
-    subsample_rows,
-    training_rows,
-)
+from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, QUANTILE_LEVELS, TARGET, Forecaster, finish, quantile_distribution
 from quant_assets.lib.models.quantreg import quantile_regression
 
 
@@ -30,16 +19,11 @@ class RidgeForecaster(Forecaster):
     family = "statistical"
     kind = "sklearn"
     reads_history = False
-
-    def __init__(self, horizon: str, seed: int = 0, alpha: float = 100.0, scale_alpha: float = 1000.0) -> None:
-        super().__init__(horizon, seed)
-        self.alpha = alpha
-        self.scale_alpha = scale_alpha
+    defaults = {"alpha": 100.0, "scale_alpha": 1000.0}
 
     def fit(self, frame: pd.DataFrame) -> "RidgeForecaster":
         """Fit mean, scale and residual shape on the rows with a known target."""
-        rows = training_rows(frame, self.name)
-        self.prep_ = FeaturePrep.fit(rows)
+        rows = self.fit_rows(frame)
         x = self.prep_.standardized(rows)
         y = rows[TARGET].to_numpy(dtype="float64")
         self.mean_model_ = Ridge(alpha=self.alpha).fit(x, y)
@@ -74,10 +58,6 @@ class RidgeForecaster(Forecaster):
         )
         return finish(frame, dist[list(DISTRIBUTION_COLUMNS)])
 
-    def params(self) -> dict[str, object]:
-        """Hyper-parameters worth logging."""
-        return {**super().params(), "alpha": self.alpha, "scale_alpha": self.scale_alpha}
-
 
 class QuantileLinearForecaster(Forecaster):
     """One exact linear quantile regression per level (Frisch-Newton interior point, ``quantreg.py``) on
@@ -91,17 +71,12 @@ class QuantileLinearForecaster(Forecaster):
     family = "statistical"
     kind = "sklearn"
     reads_history = False
-
-    def __init__(self, horizon: str, seed: int = 0, max_rows: int = 8_000, max_iter: int = 50) -> None:
-        super().__init__(horizon, seed)
-        self.max_rows = max_rows
-        self.max_iter = max_iter
+    defaults = {"max_rows": 8_000, "max_iter": 50}
 
     def fit(self, frame: pd.DataFrame) -> "QuantileLinearForecaster":
         """Fit one coefficient vector per quantile level; levels whose duality gap had not closed within
         ``max_iter`` Newton steps are listed in ``iteration_limit_levels``."""
-        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
-        self.prep_ = FeaturePrep.fit(rows)
+        rows = self.fit_rows(frame, self.max_rows)
         x = self.prep_.standardized(rows)
         # Constant columns make the Newton systems singular; they carry nothing anyway.
         self.active_ = np.flatnonzero(x.std(axis=0) > 1e-12)
@@ -122,7 +97,3 @@ class QuantileLinearForecaster(Forecaster):
         x = self.prep_.standardized(frame)[:, self.active_]
         quantiles = np.column_stack([np.ones(len(x)), x]) @ self.coef_
         return finish(frame, quantile_distribution(quantiles))
-
-    def params(self) -> dict[str, object]:
-        """Hyper-parameters worth logging."""
-        return {**super().params(), "max_rows": self.max_rows, "max_iter": self.max_iter}

@@ -8,17 +8,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.ensemble import ExtraTreesRegressor
 
-from quant_assets.lib.models.base import (
-    QUANTILE_COLUMNS,
-    QUANTILE_LEVELS,
-    TARGET,
-    FeaturePrep,
-    Forecaster,
-    finish,
-    quantile_distribution,
-    subsample_rows,
-    training_rows,
-)
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS, TARGET, Forecaster, finish, quantile_distribution
 
 # Training rows each tree model fits on at most (see base.subsample_rows): about half a 10-year panel of
 # 23 symbols, which halves the fitting time at no measurable cost in CRPS (bench/walk_forward.py).
@@ -46,25 +36,8 @@ class LightGBMForecaster(Forecaster):
     family = "tree"
     kind = "lightgbm"
     reads_history = False
-
-    def __init__(
-        self,
-        horizon: str,
-        seed: int = 0,
-        n_estimators: int = 80,
-        learning_rate: float = 0.05,
-        num_leaves: int = 15,
-        min_child_samples: int = 100,
-        num_threads: int = 1,
-        max_rows: int | None = TREE_MAX_ROWS,
-    ) -> None:
-        super().__init__(horizon, seed)
-        self.max_rows = max_rows
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.num_threads = num_threads
+    defaults = {"n_estimators": 80, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 100,
+                "num_threads": 1, "max_rows": TREE_MAX_ROWS}
 
     def booster_params(self, level: float) -> dict[str, object]:
         """The parameters of the booster for quantile ``level`` (scikit-learn names, which ``lgb.train`` also
@@ -90,8 +63,7 @@ class LightGBMForecaster(Forecaster):
     def fit(self, frame: pd.DataFrame) -> "LightGBMForecaster":
         """Fit the seven quantile boosters on the rows with a known target. They share one binned
         ``Dataset``: binning the features is a quarter of a booster's cost and the same for every level."""
-        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
-        self.prep_ = FeaturePrep.fit(rows)
+        rows = self.fit_rows(frame, self.max_rows)
         x = self.prep_.raw(rows)
         y, self.y_center_, self.y_scale_ = _standardized_target(rows)
         params = [self.booster_params(level) for level in QUANTILE_LEVELS]
@@ -105,17 +77,6 @@ class LightGBMForecaster(Forecaster):
         quantiles = np.column_stack([m.predict(x) for m in self.models_])
         return finish(frame, quantile_distribution(self.y_center_ + self.y_scale_ * quantiles))
 
-    def params(self) -> dict[str, object]:
-        """Hyper-parameters worth logging."""
-        return {
-            **super().params(),
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "num_threads": self.num_threads,
-            "max_rows": self.max_rows,
-        }
 
 
 class XGBoostForecaster(Forecaster):
@@ -129,30 +90,12 @@ class XGBoostForecaster(Forecaster):
     family = "tree"
     kind = "xgboost"
     reads_history = False
-
-    def __init__(
-        self,
-        horizon: str,
-        seed: int = 0,
-        n_estimators: int = 40,
-        learning_rate: float = 0.1,
-        max_depth: int = 3,
-        min_child_weight: float = 100.0,
-        nthread: int = 1,
-        max_rows: int | None = TREE_MAX_ROWS,
-    ) -> None:
-        super().__init__(horizon, seed)
-        self.max_rows = max_rows
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.min_child_weight = min_child_weight
-        self.nthread = nthread
+    defaults = {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "min_child_weight": 100.0, "nthread": 1,
+                "max_rows": TREE_MAX_ROWS}
 
     def fit(self, frame: pd.DataFrame) -> "XGBoostForecaster":
         """Fit the multi-quantile booster on the rows with a known target."""
-        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
-        self.prep_ = FeaturePrep.fit(rows)
+        rows = self.fit_rows(frame, self.max_rows)
         x = self.prep_.raw(rows)
         y, self.y_center_, self.y_scale_ = _standardized_target(rows)
         self.model_ = xgb.XGBRegressor(
@@ -176,17 +119,6 @@ class XGBoostForecaster(Forecaster):
         quantiles = self.model_.predict(self.prep_.raw(frame)).reshape(len(frame), len(QUANTILE_LEVELS))
         return finish(frame, quantile_distribution(self.y_center_ + self.y_scale_ * quantiles))
 
-    def params(self) -> dict[str, object]:
-        """Hyper-parameters worth logging."""
-        return {
-            **super().params(),
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "max_depth": self.max_depth,
-            "min_child_weight": self.min_child_weight,
-            "nthread": self.nthread,
-            "max_rows": self.max_rows,
-        }
 
 
 # Per-leaf statistics kept by the extra-trees forecaster, in this column order.
@@ -204,28 +136,12 @@ class ExtraTreesForecaster(Forecaster):
     family = "tree"
     kind = "sklearn"
     reads_history = False
-
-    def __init__(
-        self,
-        horizon: str,
-        seed: int = 0,
-        n_estimators: int = 50,
-        min_samples_leaf: int = 50,
-        max_features: float = 0.5,
-        n_jobs: int = 1,
-        max_rows: int | None = EXTRA_TREES_MAX_ROWS,
-    ) -> None:
-        super().__init__(horizon, seed)
-        self.max_rows = max_rows
-        self.n_estimators = n_estimators
-        self.min_samples_leaf = min_samples_leaf
-        self.max_features = max_features
-        self.n_jobs = n_jobs
+    defaults = {"n_estimators": 50, "min_samples_leaf": 50, "max_features": 0.5, "n_jobs": 1,
+                "max_rows": EXTRA_TREES_MAX_ROWS}
 
     def fit(self, frame: pd.DataFrame) -> "ExtraTreesForecaster":
         """Grow the forest and tabulate the target's distribution in every leaf."""
-        rows = subsample_rows(training_rows(frame, self.name), self.max_rows, self.seed)
-        self.prep_ = FeaturePrep.fit(rows)
+        rows = self.fit_rows(frame, self.max_rows)
         x = self.prep_.raw(rows)
         y = rows[TARGET].to_numpy(dtype="float64")
         self.forest_ = ExtraTreesRegressor(
@@ -253,16 +169,6 @@ class ExtraTreesForecaster(Forecaster):
         out["std"] = np.sqrt(np.maximum(out["second_moment"] - out["mean"] ** 2, 1e-16))
         return finish(frame, out)
 
-    def params(self) -> dict[str, object]:
-        """Hyper-parameters worth logging."""
-        return {
-            **super().params(),
-            "n_estimators": self.n_estimators,
-            "min_samples_leaf": self.min_samples_leaf,
-            "max_features": self.max_features,
-            "n_jobs": self.n_jobs,
-            "max_rows": self.max_rows,
-        }
 
 
 def _leaf_table(leaf: np.ndarray, y: np.ndarray, node_count: int) -> np.ndarray:

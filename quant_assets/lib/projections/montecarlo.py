@@ -1,4 +1,4 @@
-"""Monte Carlo projection: correlated scenarios from per-symbol forecast quantiles, bands and a fan chart.
+"""Monte Carlo projection: correlated scenarios from per-symbol forecast quantiles, and their bands.
 
 Each (symbol, horizon) marginal is the distribution of ``base.quantile_distribution``: linear between the
 seven quantiles q05..q95 in probability, normal-like tails beyond q05/q95 (linear in the normal score,
@@ -15,7 +15,6 @@ every horizon's tables (see ``Scenarios``).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,38 +202,6 @@ def bands(scenarios: Scenarios, weights=None) -> pd.DataFrame:
             row["prob_loss"] = float(np.mean(portfolio < 0))
             rows.append(pd.DataFrame([row]))
     return pd.concat(rows, ignore_index=True)
-
-
-def fan_chart_png(band_frame: pd.DataFrame, symbol: str = PORTFOLIO) -> bytes:
-    """A PNG fan chart of ``symbol``'s P10-P90 and P25-P75 bands (as simple returns, %) over the horizons."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = band_frame[band_frame["symbol"] == symbol]
-    if rows.empty:
-        raise ValueError(f"fan_chart_png: the bands frame has no rows for symbol {symbol!r}")
-    order = {label: i for i, label in enumerate(HORIZON_BY_LABEL)}
-    rows = rows.assign(_h=rows["horizon"].map(order).fillna(len(order))).sort_values(["_h", "horizon"])
-    pct = {c: np.concatenate([[0.0], np.expm1(rows[c].to_numpy(dtype="float64")) * 100.0]) for c in BAND_LEVELS}
-    x = np.arange(len(rows) + 1)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    try:
-        ax.fill_between(x, pct["p10"], pct["p90"], alpha=0.25, color="tab:blue", label="P10-P90")
-        ax.fill_between(x, pct["p25"], pct["p75"], alpha=0.45, color="tab:blue", label="P25-P75")
-        ax.plot(x, pct["p50"], color="tab:blue", label="P50")
-        ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_xticks(x, ["now", *rows["horizon"].tolist()])
-        ax.set_ylabel("return (%)")
-        ax.set_title(f"{symbol}: projected return bands")
-        ax.legend(loc="upper left", fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
 
 
 def _marginal_array(marginals: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-HORIZON_LABELS = ("1w", "1m", "3m", "1y")
+from quant_assets.lib.vocabulary import HORIZON_LABELS
+
 MAX_AMOUNT = 1e12
 # CASH and TOTAL come after every position line.
 _CASH_LINE, _TOTAL_LINE = 1_000_001, 1_000_002

@@ -17,10 +17,8 @@ import pandas as pd
 
 from quant_assets.lib.projections.montecarlo import PORTFOLIO
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
-from quant_assets.lib.vocabulary import HORIZONS
-from quant_assets.render.report import markdown_table
+from quant_assets.lib.vocabulary import HORIZON_LABELS, HORIZONS
 
-HORIZON_LABELS = [h.label for h in HORIZONS]
 COLUMNS = ["as_of", "symbol", "horizon", "weight", "p10", "p50", "p90", "p10_value", "p50_value", "p90_value",
            "horizon_end", "realized_log_return", "realized_value", "inside_band"]
 
@@ -121,7 +119,7 @@ def write_scorecard(warehouse: Warehouse, card: pd.DataFrame) -> None:
 
 def scorecard_summary(card: pd.DataFrame) -> dict[str, object]:
     """Per horizon, for positions and the portfolio: advice rows, realized rows, and the share inside P10-P90
-    (a well-calibrated band holds about 80%)."""
+    (a well-calibrated band holds about 80%); ``table_summary`` holds them as a frame."""
     realized = card[card["inside_band"].notna()]
     summary: dict[str, object] = {"advice_rows": len(card), "realized_rows": len(realized),
                                   "as_of_days": int(card["as_of"].nunique())}
@@ -134,5 +132,5 @@ def scorecard_summary(card: pd.DataFrame) -> dict[str, object]:
             table.append({"horizon": h, "advice": kind, "rows": len(rows), "realized": len(done),
                           "inside_p10_p90": int(done["inside_band"].astype(bool).sum()), "share_inside": share})
             summary[f"share_inside_{kind}_{h}"] = share if share is not None else "no outcome yet"
-    summary["table_summary"] = markdown_table(pd.DataFrame(table))
+    summary["table_summary"] = pd.DataFrame(table)
     return summary

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quant_assets.lib.walk_forward.folds import audit_fit, fit_and_store, stored_plans
+from quant_assets.lib.walk_forward.tracking import TrackingStore
 from quant_assets.lib.walk_forward.training import panel_span
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 
@@ -81,12 +82,13 @@ def scratch_warehouse(frames: Frames) -> Iterator[Warehouse]:
         yield warehouse
 
 
-def fit_fold(inputs: Frames, settings, model_name: str, window_start: date,
+def fit_fold(inputs: Frames, model_name: str, window_start: date, *, seed: int, models_home, tracking: TrackingStore,
              dagster_run_id: str) -> tuple[dict[str, pa.Table], dict[str, object]]:
     """``fit_and_store`` on a scratch warehouse holding the window's inputs: the fold's output tables and the fit's
-    summary. The models and the MLflow run are stored as on a single machine (``settings``)."""
+    summary. The models (under ``models_home``) and the MLflow run (``tracking``) are stored as on a single machine."""
     with scratch_warehouse(inputs) as warehouse:
-        summary = fit_and_store(warehouse, settings, model_name, window_start, dagster_run_id=dagster_run_id)
+        summary = fit_and_store(warehouse, model_name, window_start, seed=seed, models_home=models_home,
+                                tracking=tracking, dagster_run_id=dagster_run_id)
         with warehouse.reader() as con:
             outputs = {table: con.sql(f"SELECT * FROM {table}").to_arrow_table() for table in OUTPUT_TABLES}
     return outputs, summary

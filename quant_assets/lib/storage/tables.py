@@ -15,6 +15,14 @@ DDL: dict[str, str] = {
             asset VARCHAR NOT NULL, metric VARCHAR NOT NULL, date DATE NOT NULL, value DOUBLE NOT NULL,
             known_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL,
             PRIMARY KEY (asset, metric, date))""",
+    # A provider's restatement of stored prices (lib/market/adjustments.py): days before effective_date were
+    # restated; propagated_at is set once a features run has rebuilt from restated_from.
+    "market.adjustments": """
+        CREATE TABLE IF NOT EXISTS market.adjustments (
+            symbol VARCHAR NOT NULL, effective_date DATE NOT NULL, factor DOUBLE NOT NULL, detected_on DATE NOT NULL,
+            restated_from DATE NOT NULL, restated_to DATE NOT NULL, rows_restated BIGINT NOT NULL,
+            source VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL, propagated_at TIMESTAMP,
+            PRIMARY KEY (symbol, effective_date, recorded_at))""",
     "forecasts.plans": """
         CREATE TABLE IF NOT EXISTS forecasts.plans (
             window_start DATE NOT NULL, window_end DATE NOT NULL, horizon VARCHAR NOT NULL,

@@ -250,13 +250,8 @@ class Warehouse:
     def table_exists(self, table: str) -> bool:
         if not self.path.exists():
             return False
-        schema, name = table.split(".")
         with self.reader() as con:
-            row = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [schema, name],
-            ).fetchone()
-        return bool(row and row[0])
+            return has_table(con, table)
 
     def replace(self, table: str, frame: Any, where: Mapping[str, Any] | None = None) -> int:
         """Replace the rows of ``table`` matching ``where`` (all rows if None) by ``frame``, atomically.
@@ -270,6 +265,13 @@ class Warehouse:
 def create_compatible(path: Path) -> None:
     """Create an empty DuckDB file at ``path`` in the storage format of ``STORAGE_COMPATIBILITY_VERSION``."""
     duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY_VERSION}).close()
+
+
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``schema.name`` exists, asked of the catalog: inside a transaction a failed query would abort it."""
+    schema, name = table.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                            [schema, name]).fetchone()[0])
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, table: str, like: str | None = None) -> None:

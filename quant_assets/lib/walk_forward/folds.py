@@ -8,19 +8,20 @@ from datetime import date, timedelta
 import pandas as pd
 
 from quant_assets.render.report import markdown_table
-from quant_assets.lib.walk_forward.tracking import complete_run, discard_run, reserve_run
+from quant_assets.lib.walk_forward.tracking import TrackingStore, complete_run, discard_run, reserve_run
 from quant_assets.lib.storage.model_store import copy_models, save_window_models
 from quant_assets.lib.walk_forward.training import FoldResult, load_panel, panel_span, run_fold, store_fold
-from quant_assets.lib.walk_forward.plan import WindowPlan, audit_training_rows, eval_mask, plan_window, training_mask
+from quant_assets.lib.walk_forward.plan import (WindowPlan, WindowRules, audit_training_rows, eval_mask, plan_window,
+                                                training_mask)
 from quant_assets.lib.storage.warehouse import Warehouse
 
 LABELS_SQL = "SELECT * FROM labels.forward_returns ORDER BY symbol, date"
 
 
-def plan_and_store(warehouse: Warehouse, settings, window_start: date, window_end: date) -> dict[str, object]:
+def plan_and_store(warehouse: Warehouse, rules: WindowRules, window_start: date, window_end: date) -> dict[str, object]:
     """Write the window's plan (one row per horizon) to ``forecasts.plans``; fails if the window has no data."""
-    plans = plan_window(window_start, window_end, embargo_days=settings.wf_embargo_days,
-                        train_years=settings.wf_train_years, mode=settings.wf_mode)
+    plans = plan_window(window_start, window_end, embargo_days=rules.embargo_days, train_years=rules.train_years,
+                        mode=rules.mode)
     labels = warehouse.query(LABELS_SQL)
     eval_rows = int(eval_mask(labels, plans[0]).sum())
     if eval_rows == 0:
@@ -89,21 +90,23 @@ def audit_fit(warehouse: Warehouse, window_start: date, model: str) -> list[str]
     return out
 
 
-def fit_and_store(warehouse: Warehouse, settings, model_name: str, window_start: date, dagster_run_id: str) -> dict[str, object]:
-    """Fit one model for one window by its stored plan, store its outputs, and track the fold in MLflow."""
+def fit_and_store(warehouse: Warehouse, model_name: str, window_start: date, *, seed: int, models_home,
+                  tracking: TrackingStore, dagster_run_id: str) -> dict[str, object]:
+    """Fit one model for one window by its stored plan, store its outputs, and track the fold in MLflow.
+
+    The models are kept under ``models_home`` (QUANT_HOME, or the object store in the cluster profile) for the
+    daily step, which predicts each new day of the window with them."""
     plans = stored_plans(warehouse, window_start)
     panel = load_panel(warehouse, *panel_span(plans))
-    result = run_fold(model_name, plans, panel, seed=settings.seed)
+    result = run_fold(model_name, plans, panel, seed=seed)
     fits = result.fits
-    # The models are kept (QUANT_HOME, or the object store in the cluster profile) for the daily step, which
-    # predicts each new day of the window with them.
-    stored = save_window_models(settings.models_home, window_start, model_name, result.models)
+    stored = save_window_models(models_home, window_start, model_name, result.models)
     params = {**next(iter(result.models.values())).params(), "model": model_name,
               "eval_interval": f"[{plans[0].window_start}, {plans[0].window_end})",
               **{f"train_interval_{p.horizon}": f"[{p.train_start}, labels ending before {p.train_end})" for p in plans},
               **{f"train_rows_{r.horizon}": r.train_rows for r in fits.itertuples()}}
     run_id = store_then_track(
-        warehouse, result, settings, run_name=f"{model_name}@{window_start}",
+        warehouse, result, tracking, run_name=f"{model_name}@{window_start}",
         tags={"dagster_run_id": dagster_run_id, "window": str(window_start), "model": model_name},
         params=params, save_artifacts=lambda folder: copy_models(stored, folder),
     )
@@ -113,7 +116,7 @@ def fit_and_store(warehouse: Warehouse, settings, model_name: str, window_start:
             "latest_train_label_end": {r.horizon: str(r.latest_train_label_end) for r in fits.itertuples()}}
 
 
-def store_then_track(warehouse: Warehouse, result: FoldResult, settings, *, run_name: str, tags: dict[str, str],
+def store_then_track(warehouse: Warehouse, result: FoldResult, tracking: TrackingStore, *, run_name: str, tags: dict[str, str],
                      params: dict[str, object], save_artifacts) -> str:
     """Store a fold in the warehouse, then complete its MLflow run; returns the run id the fit rows carry.
 
@@ -121,8 +124,8 @@ def store_then_track(warehouse: Warehouse, result: FoldResult, settings, *, run_
     and completed (params, metrics, model files; the fold's earlier runs deleted) only after the commit. So a
     fit row always points at a live run, and MLflow never shows figures for rows that were not stored.
     """
-    mlflow_store = dict(tracking_uri=settings.mlflow_uri, lock_path=settings.home / "mlflow.lock")
-    run_id = reserve_run(**mlflow_store, artifact_root=settings.mlflow_artifacts, run_name=run_name, tags=tags)
+    mlflow_store = dict(tracking_uri=tracking.uri, lock_path=tracking.lock_path)
+    run_id = reserve_run(**mlflow_store, artifact_root=tracking.artifact_root, run_name=run_name, tags=tags)
     result.fits = result.fits.assign(mlflow_run_id=run_id)
     try:
         store_fold(warehouse, result)
@@ -133,7 +136,7 @@ def store_then_track(warehouse: Warehouse, result: FoldResult, settings, *, run_
             error.add_note(f"the reserved MLflow run {run_id} could not be deleted either: {cleanup}")
         raise
     try:
-        complete_run(**mlflow_store, artifact_root=settings.mlflow_artifacts, run_id=run_id, params=params,
+        complete_run(**mlflow_store, artifact_root=tracking.artifact_root, run_id=run_id, params=params,
                      metrics=result.metrics(), save_artifacts=save_artifacts)
     except Exception as error:
         error.add_note(f"the fold's rows are stored and point at MLflow run {run_id}, which is live but incomplete; "

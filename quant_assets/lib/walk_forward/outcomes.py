@@ -16,7 +16,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from quant_assets.lib.storage.warehouse import ensure_table, replace_in
+from quant_assets.lib.storage.warehouse import ensure_table, has_table, replace_in
 from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.scoring import score_predictions
 
@@ -68,12 +68,12 @@ def refresh_outcomes(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     Returns the number of prediction and ensemble rows updated and of score groups rewritten.
     """
     counts = {"prediction_rows": 0, "ensemble_rows": 0, "rescored": 0}
-    if not _exists(con, "labels.forward_returns"):
+    if not has_table(con, "labels.forward_returns"):
         return counts
     stale = []
     for table, model, key in (("forecasts.predictions", "p.model", "prediction_rows"),
                               ("forecasts.ensemble", f"'{ENSEMBLE}'", "ensemble_rows")):
-        if not _exists(con, table):
+        if not has_table(con, table):
             continue
         changed = f"""FROM {table} p LEFT JOIN ({OUTCOMES_SQL}) o USING (symbol, date, horizon)
                       WHERE p.realized IS DISTINCT FROM o.realized OR p.label_end IS DISTINCT FROM o.label_end"""
@@ -113,10 +113,3 @@ def ensure_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str
     ensure_table(con, table)
     for name, sql_type in columns.items():
         con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                        [schema, name]).fetchone()[0]
-    return bool(found)

@@ -23,6 +23,15 @@ MODES = ("rolling", "expanding")
 
 
 @dataclass(frozen=True)
+class WindowRules:
+    """How every window's training rows are chosen: ``plan_window``'s embargo, training span and mode."""
+
+    embargo_days: int = 5
+    train_years: int = 10
+    mode: str = "rolling"
+
+
+@dataclass(frozen=True)
 class WindowPlan:
     """Training and evaluation bounds of one (window, horizon).
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
@@ -25,6 +26,15 @@ from filelock import FileLock
 EXPERIMENT = "walk_forward"
 FOLD_TAGS = ("model", "window")
 STATE_TAG = "state"
+
+
+@dataclass(frozen=True)
+class TrackingStore:
+    """Where the folds' runs are tracked: the MLflow URI, the lock every call takes, the experiment's artifacts."""
+
+    uri: str
+    lock_path: Path
+    artifact_root: Path
 
 
 def _configure(tracking_uri: str, artifact_root: Path):

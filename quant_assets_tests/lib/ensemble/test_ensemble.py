@@ -7,23 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.lib.ensemble.build import (
+from quant_assets.lib.ensemble.build import build_class_ensembles, build_ensemble
+from quant_assets.lib.ensemble.confidence import (
     FALLBACK_SLOPE,
     FEATURE_COLUMNS,
     agreement_features,
-    apply_recalibration,
-    build_class_ensembles,
-    build_ensemble,
-    combine,
-    conformal_level,
-    effective_rows,
     fit_confidence,
-    fit_recalibration,
-    forecast_skill,
     predict_confidence,
-    sizing_prior,
-    stacking_weights,
 )
+from quant_assets.lib.ensemble.history import effective_rows
+from quant_assets.lib.ensemble.recalibration import apply_recalibration, conformal_level, fit_recalibration
+from quant_assets.lib.ensemble.sizing_prior import forecast_skill, sizing_prior
+from quant_assets.lib.ensemble.stacking import combine, stacking_weights
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, QUANTILE_LEVELS, gaussian_distribution
 from quant_assets.lib.walk_forward.scoring import coverage
 
@@ -378,15 +373,15 @@ def test_a_horizon_without_history_borrows_the_shorter_horizons_widening_never_a
 def test_cross_fitted_stacks_laid_out_once_equal_the_stacks_refitted_on_each_fold():
     """The out-of-fold stacks lay one horizon's history out once and drop a block's rows; that must be the stack
     fitted from scratch on the history without the block (same rows, order, outcomes, weights)."""
-    from quant_assets.lib.ensemble.build import _stack, _StackRows
+    from quant_assets.lib.ensemble.stacking import _StackRows, stack
 
     history = history_windows(5, n_windows=4, n_dates=60)
     history = history.drop(history.index[::17])  # some keys lack a model: incomplete rows drop out alike
     models = ["good", "climatology", "biased"]
     laid_out = _StackRows.of(history, models, "1w", fold_key="window_start")
     for block in np.array_split(np.sort(history["window_start"].unique()), 3):
-        refitted = _stack(history[~history["window_start"].isin(block)], models, "1w", 10.0, 5.0)
-        reused = _stack(history, models, "1w", 10.0, 5.0, rows=laid_out.without(block))
+        refitted = stack(history[~history["window_start"].isin(block)], models, "1w", 10.0, 5.0)
+        reused = stack(history, models, "1w", 10.0, 5.0, rows=laid_out.without(block))
         assert reused.rows == refitted.rows > 0
         assert reused.n_eff == refitted.n_eff
         assert reused.weights == refitted.weights
@@ -478,7 +473,7 @@ def test_each_asset_class_gets_its_own_stack_and_its_own_verdict_against_the_ref
 
 
 def test_a_memo_gives_the_same_ensemble_and_learns_from_an_unchanged_history_once(tmp_path, monkeypatch):
-    import quant_assets.lib.ensemble.build as ensemble
+    from quant_assets.lib.ensemble import confidence, stacking
     from quant_assets.lib.storage.memo import DiskMemo
 
     rng = np.random.default_rng(23)
@@ -491,7 +486,7 @@ def test_a_memo_gives_the_same_ensemble_and_learns_from_an_unchanged_history_onc
     kept, kept_info = build_ensemble(first_days, history, as_of, reference="baseline", memo=memo)
     pd.testing.assert_frame_equal(kept, plain)
     assert json.dumps(kept_info) == json.dumps(plain_info)
-    assert {p.name.split("-")[0] for p in (tmp_path / "memo").glob("*.pkl")} == {"_out_of_fold", "_confidence_evaluation"}
+    assert {p.name.split("-")[0] for p in (tmp_path / "memo").glob("*.pkl")} == {"out_of_fold", "confidence_evaluation"}
 
     # The next day: one more day of the window's forecasts, the same history. Nothing is learned again.
     learned = []
@@ -503,14 +498,15 @@ def test_a_memo_gives_the_same_ensemble_and_learns_from_an_unchanged_history_onc
             return real(*args)
         return call
 
-    for name in ("_out_of_fold", "_confidence_evaluation"):
-        monkeypatch.setattr(ensemble, name, recorded(getattr(ensemble, name)))
+    for module, name in ((stacking, "out_of_fold"), (confidence, "confidence_evaluation")):
+        monkeypatch.setattr(module, name, recorded(getattr(module, name)))
     next_day = with_reference(synthetic_window(np.random.default_rng(24), as_of, 21, models=("good", "biased")), rng)
     daily, _ = build_ensemble(next_day, history, as_of, reference="baseline", memo=memo)
     assert learned == []
+
+    revised = history.assign(realized=history["realized"] * 1.01)  # a revised label is a new key: learned anew
+    build_ensemble(next_day, revised, as_of, reference="baseline", memo=memo)
+    assert set(learned) == {"out_of_fold", "confidence_evaluation"}  # the recorders see every call
+    assert len(list((tmp_path / "memo").glob("*.pkl"))) > 2
     monkeypatch.undo()
     pd.testing.assert_frame_equal(daily, build_ensemble(next_day, history, as_of, reference="baseline")[0])
-
-    revised = history.assign(realized=history["realized"] * 1.01)  # a revised label is a new key
-    build_ensemble(next_day, revised, as_of, reference="baseline", memo=memo)
-    assert len(list((tmp_path / "memo").glob("*.pkl"))) > 2

@@ -10,13 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.lib.features.lookahead import (
-    ROW_PRESENCE,
-    DbtFeatureBuilder,
-    audit_lookahead,
-    default_cut_dates,
-    truncate_history,
-)
+from quant_assets.lib.features.dbt_runner import DbtFeatureBuilder
+from quant_assets.lib.features.lookahead import ROW_PRESENCE, audit_lookahead, default_cut_dates, truncate_history
 from quant_assets_tests.support.universe import PROJECT_DIR, make_universe
 
 

@@ -15,9 +15,10 @@ from scipy import stats
 from torch.nn import functional as F
 
 from quant_assets.lib.models import CATALOG, make_model
-from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, TARGET
+from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, TARGET
 from quant_assets.lib.models.deep import DeepForecaster, GRUForecaster, MLPForecaster, TCNForecaster, history_index
 from quant_assets.lib.models.deep_nets import TCNNet, negative_log_likelihood
+from quant_assets_tests.support.panels import ar1_signal, assert_valid_distribution
 
 NAMES = ("mlp", "gru", "tcn")
 DEEP_MODELS = {"mlp": MLPForecaster, "gru": GRUForecaster, "tcn": TCNForecaster}
@@ -34,10 +35,7 @@ def make_panel(n_symbols=4, n_days=780, seed=11):
     frames = []
     for i in range(n_symbols):
         crypto = i == n_symbols - 1
-        signal = np.empty(n_days)
-        signal[0] = rng.standard_normal()
-        for t in range(1, n_days):
-            signal[t] = 0.9 * signal[t - 1] + np.sqrt(1 - 0.9**2) * rng.standard_normal()
+        signal = ar1_signal(rng, n_days, 0.9)
         pulse = rng.standard_normal(n_days)
         lagged = np.r_[np.zeros(LAG), pulse[:-LAG]]
         noise = rng.standard_t(5, n_days) / np.sqrt(5 / 3)
@@ -105,13 +103,7 @@ def test_registry_catalog_and_params():
 @pytest.mark.parametrize("name", NAMES)
 def test_output_shape_and_validity(name, frame, predictions, fitted):
     out = predictions[name]
-    assert list(out.columns) == ["symbol", "date", *DISTRIBUTION_COLUMNS]
-    assert len(out) == len(frame)
-    pd.testing.assert_frame_equal(out[["symbol", "date"]], frame[["symbol", "date"]].reset_index(drop=True))
-    values = out[list(DISTRIBUTION_COLUMNS)].to_numpy()
-    assert np.isfinite(values).all()
-    assert (np.diff(out[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
-    assert (out["std"] > 0).all() and out["p_up"].between(0, 1).all()
+    assert_valid_distribution(out, frame)
     # Student-t head: the quantiles sit where the learned t law puts them.
     info = fitted[name].fit_info_
     nu = info["dof"]

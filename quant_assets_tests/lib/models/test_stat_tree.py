@@ -15,7 +15,7 @@ from scipy import stats
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, QUANTILE_COLUMNS, TARGET, feature_columns
 from quant_assets.lib.models.garch import RETURN_SCALE, GarchForecaster, garch_filter
 from quant_assets.lib.models import CATALOG, make_model, model_entry
-from quant_assets_tests.support.panels import simulate_garch, make_panel
+from quant_assets_tests.support.panels import assert_valid_distribution, simulate_garch, make_panel
 
 STAT_TREE_NAMES = [name for name, (_, _, family, _) in CATALOG.items() if family in ("statistical", "tree")]
 
@@ -51,16 +51,7 @@ def test_registry_names_and_tags():
 
 @pytest.mark.parametrize("name", sorted(ALL_MODELS))
 def test_output_shape_and_validity(name, panel, predictions):
-    out = predictions[name]
-    assert list(out.columns) == ["symbol", "date", *DISTRIBUTION_COLUMNS]
-    assert len(out) == len(panel)
-    pd.testing.assert_frame_equal(out[["symbol", "date"]], panel[["symbol", "date"]].reset_index(drop=True))
-    values = out[list(DISTRIBUTION_COLUMNS)].to_numpy()
-    assert np.isfinite(values).all()
-    q = out[list(QUANTILE_COLUMNS)].to_numpy()
-    assert (np.diff(q, axis=1) >= 0).all()
-    assert (out["std"] > 0).all()
-    assert out["p_up"].between(0, 1).all()
+    assert_valid_distribution(predictions[name], panel)
 
 
 @pytest.mark.parametrize("name", sorted(ALL_MODELS))

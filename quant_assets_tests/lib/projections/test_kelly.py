@@ -100,7 +100,7 @@ def test_sizing_honours_its_horizon_and_names_an_unknown_one():
     import pandas as pd
 
     from quant_assets.lib.models.base import gaussian_distribution
-    from quant_assets.lib.projections.day_step import SizingPolicy, decide
+    from quant_assets.lib.projections.sizing import SizingPolicy, decide
     from quant_assets.lib.vocabulary import HORIZONS
 
     with pytest.raises(ValueError, match=r"^sizing horizon '2w' is not one of 1w, 1m, 3m, 1y$"):
@@ -160,7 +160,7 @@ def test_symbols_at_their_class_prior_get_its_arithmetic_return_exactly_whatever
     import pandas as pd
 
     from quant_assets.lib.models.base import gaussian_distribution
-    from quant_assets.lib.projections.day_step import SizingPolicy, decide
+    from quant_assets.lib.projections.sizing import SizingPolicy, decide
     from quant_assets.lib.vocabulary import HORIZONS
 
     rng = np.random.default_rng(8)

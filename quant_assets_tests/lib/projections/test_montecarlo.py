@@ -14,11 +14,11 @@ from quant_assets.lib.models.base import (
 from quant_assets.lib.projections.montecarlo import (
     PORTFOLIO,
     bands,
-    fan_chart_png,
     marginal_quantile,
     residual_correlation,
     simulate,
 )
+from quant_assets.render.charts import fan_chart_png
 
 SYMBOLS = ["AAA", "BBB", "CCC"]
 TARGET = np.array([[1.0, 0.6, -0.3], [0.6, 1.0, 0.2], [-0.3, 0.2, 1.0]])

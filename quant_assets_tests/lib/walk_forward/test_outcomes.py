@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from quant_assets.lib.ensemble.window import ensemble_window, load_window_predictions
-from quant_assets.lib.projections import day_step as decisions
-from quant_assets.lib.projections.day_step import SizingPolicy
-from quant_assets.lib.projections.day_step import decide as real_decide
-from quant_assets.lib.projections.day_step import decision_backtest
+from quant_assets.lib.projections import decision_backtest as decisions
+from quant_assets.lib.projections.decision_backtest import decision_backtest
+from quant_assets.lib.projections.sizing import SizingPolicy
+from quant_assets.lib.projections.sizing import decide as real_decide
 from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.outcomes import ensure_columns, refresh_outcomes
@@ -121,7 +121,7 @@ def test_the_decision_backtest_holds_from_decision_to_decision_and_reports_a_gap
         end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
         fit(warehouse, start, end)
         ensemble_window(warehouse, start, models=MODELS)
-    summary = decision_backtest(warehouse, SizingPolicy(horizon="3m", n_scenarios=2000), 12.0, 10.0)
+    summary = decision_backtest(warehouse, SizingPolicy(horizon="3m", n_scenarios=2000), 12.0, 10.0).summary
     periods = warehouse.query("SELECT * FROM projections.backtest WHERE strategy = 'sp500_buy_hold' ORDER BY window_start")
     assert periods["status"].tolist() == ["complete", "complete", "before_gap", "complete"]
     assert summary["gaps"] == 1 and summary["sizing_horizon"] == "3m" and summary["benchmark"] == "sp500_buy_hold"
@@ -153,7 +153,7 @@ def test_the_backtest_solves_a_windows_kelly_problem_again_only_when_its_inputs_
     again = decision_backtest(warehouse, policy, 12.0, 10.0)
     assert solved == []
     pd.testing.assert_frame_equal(warehouse.query("SELECT * FROM projections.backtest ORDER BY ALL"), table)
-    assert again["table_summary"] == first["table_summary"]
+    pd.testing.assert_frame_equal(again.strategies, first.strategies)
 
     with warehouse.writer() as con:  # W2's ensemble changes: only W2 is decided again
         con.execute("UPDATE forecasts.ensemble SET mean = mean + 0.01 WHERE window_start = ?", [W2])

@@ -32,17 +32,18 @@ def fold(quant_home, monkeypatch):
     prices, features = synthetic_market()
     warehouse.replace("features.features", features)
     warehouse.replace("labels.forward_returns", labels_known_on(prices, None))
-    folds.plan_and_store(warehouse, settings, WINDOW, date(2021, 4, 1))
+    folds.plan_and_store(warehouse, settings.window_rules, WINDOW, date(2021, 4, 1))
     return settings, warehouse
 
 
 def fit(fold):
     settings, warehouse = fold
-    return folds.fit_and_store(warehouse, settings, MODEL, WINDOW, dagster_run_id="test-run")
+    return folds.fit_and_store(warehouse, MODEL, WINDOW, seed=settings.seed, models_home=settings.models_home,
+                               tracking=settings.tracking_store, dagster_run_id="test-run")
 
 
 def live_runs(settings) -> pd.DataFrame:
-    return find_runs(settings.mlflow_uri, settings.home / "mlflow.lock")
+    return find_runs(settings.mlflow_uri, settings.mlflow_lock)
 
 
 def stored(warehouse) -> dict[str, pd.DataFrame]:

@@ -25,7 +25,7 @@ export default function ComparePage() {
 
   const history = data ? Array.from(new Set(data.symbols.flatMap((s) => s.history.map((h) => h.date)))).sort().map((d) =>
     Object.fromEntries([["date", d], ...data.symbols.map((s) => [s.symbol, s.history.find((h) => h.date === d)?.value])])) : [];
-  const bandRows = ["1w", "1m", "3m", "1y"].map((h) => Object.fromEntries([["horizon", h], ...(data?.symbols ?? []).flatMap((s) => {
+  const bandRows = Object.keys(HORIZON_NAMES).map((h) => Object.fromEntries([["horizon", h], ...(data?.symbols ?? []).flatMap((s) => {
     const b = s.bands.find((x) => x.horizon === h);
     return b ? [[s.symbol, [Math.expm1(b.p10), Math.expm1(b.p90)]]] : [];
   })]));

@@ -2,7 +2,7 @@
 import { FormEvent, useEffect, useState } from "react";
 import LiveBadge from "@/components/LiveBadge";
 import { ErrorLine, FreshnessLine } from "@/components/Notice";
-import { api, Health, HORIZON_NAMES, num, pct, Play, PlaysResponse, setToken, usd } from "@/components/api";
+import { api, Health, HORIZON_NAMES, num, pct, Play, PlaysResponse, usd } from "@/components/api";
 
 type Draft = { symbol: string; shares: string; entry_price: string; entry_date: string; note: string };
 const EMPTY: Draft = { symbol: "", shares: "", entry_price: "", entry_date: "", note: "" };
@@ -38,8 +38,6 @@ export default function PlaysPage() {
   const [draft, setDraft] = useState<Draft>(EMPTY);
   const [editing, setEditing] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [needToken, setNeedToken] = useState(false);
-  const [token, setTokenText] = useState("");
 
   const load = () => api<PlaysResponse>("/api/plays").then(setData).catch((e) => setError(e.message));
   useEffect(() => {
@@ -57,9 +55,7 @@ export default function PlaysPage() {
       await api(editing ? `/api/plays/${editing}` : "/api/plays", { method: editing ? "PUT" : "POST", body });
       setDraft(EMPTY); setEditing(null); setError(null); await load();
     } catch (err) {
-      const message = (err as Error).message;
-      setNeedToken(message.includes("QUANT_API_TOKEN"));
-      setError(message);
+      setError((err as Error).message);
     }
   }
 
@@ -99,13 +95,8 @@ export default function PlaysPage() {
           <button type="submit" data-testid="play-save">{editing ? "Save" : "Add"}</button>
           {editing ? <button type="button" className="ghost" onClick={() => { setEditing(null); setDraft(EMPTY); }}>Cancel</button> : null}
         </form>
-        <ErrorLine message={error} />
-        {needToken ? (
-          <form className="inline" style={{ marginTop: 10 }} onSubmit={(e) => { e.preventDefault(); setToken(token); setNeedToken(false); setError(null); }}>
-            <label>API token<input type="password" value={token} onChange={(e) => setTokenText(e.target.value)} /></label>
-            <button type="submit" className="ghost">Use token</button>
-          </form>
-        ) : null}
+        {/* The draft stays: with the token given, Add again. */}
+        <ErrorLine message={error} onToken={() => { setError(null); load(); }} />
       </div>
       <div className="card">
         <h2>Positions</h2>

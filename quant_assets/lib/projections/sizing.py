@@ -1,0 +1,114 @@
+"""Sizing on scenarios: how one as-of day's ensemble rows become long-only scenario-Kelly weights (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from quant_assets.lib.models.base import QUANTILE_COLUMNS
+from quant_assets.lib.projections.kelly import cap_binding_share, half_kelly, scenario_kelly, shrink_expected_returns
+from quant_assets.lib.projections.montecarlo import Scenarios, simulate
+from quant_assets.lib.vocabulary import HORIZON_LABELS
+
+
+@dataclass(frozen=True)
+class SizingPolicy:
+    """How scenarios become weights."""
+
+    horizon: str = "1m"
+    cap: float = 0.25
+    max_total: float = 1.0
+    min_confidence: float = 0.5
+    n_scenarios: int = 10_000
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        if self.horizon not in HORIZON_LABELS:
+            raise ValueError(f"sizing horizon {self.horizon!r} is not one of {', '.join(HORIZON_LABELS)}")
+
+
+@dataclass
+class Decision:
+    """One as-of date's scenarios, candidates and weights, all at ``policy.horizon``.
+
+    ``expected_return`` is each symbol's simple expected return at the sizing horizon after shrinkage (what
+    Kelly bet on), ``confidence`` its confidence there, ``shrinkage`` the factor applied to its log mean's
+    departure from the prior.
+    """
+
+    as_of: date
+    marginals: pd.DataFrame
+    scenarios: Scenarios
+    eligible: list[str]
+    kelly: dict[str, float]
+    policy: SizingPolicy = field(default_factory=SizingPolicy)
+    expected_return: dict[str, float] = field(default_factory=dict)
+    confidence: dict[str, float] = field(default_factory=dict)
+    shrinkage: dict[str, float] = field(default_factory=dict)
+    cap_binding: float = float("nan")
+    drives_sizing: bool = True
+
+    @property
+    def half_kelly(self) -> dict[str, float]:
+        return half_kelly_weights(self.kelly)
+
+
+def half_kelly_weights(kelly: dict[str, float]) -> dict[str, float]:
+    """Each symbol's half-Kelly weight from its Kelly weight."""
+    return dict(zip(kelly, half_kelly(np.array(list(kelly.values())))))
+
+
+def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> Decision:
+    """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, confidence and,
+    when stored, ``sizing_mean`` / ``mean_uncertainty`` / ``sizing_prior``) and size long-only scenario-Kelly
+    weights at the policy's horizon over the symbols whose expected simple return is positive and whose
+    probability of a gain (the confidence of an up call, one less that of a down call) passes the gate.
+
+    Before Kelly, each symbol's scenarios at the sizing horizon are shifted so their mean gross return is that of
+    the sizing mean with its departure from the prior shrunk by its uncertainty (``kelly.shrink_expected_returns``):
+    the prior is what the random walk says without information, and only a forecast that has shown skill out of
+    sample moves the sizing mean off it (see ``build_ensemble``).
+    """
+    scenarios = simulate(marginals[["symbol", "horizon", *QUANTILE_COLUMNS]], residuals,
+                         n_scenarios=policy.n_scenarios, seed=policy.seed)
+    at_horizon = marginals[marginals["horizon"] == policy.horizon].set_index("symbol")
+    missing = [s for s in scenarios.symbols if s not in at_horizon.index]
+    if missing:
+        raise ValueError(f"decide: no ensemble row at the sizing horizon {policy.horizon} for {', '.join(missing)}")
+    rows = at_horizon.loc[scenarios.symbols]
+    sizing_mean = _column(rows, "sizing_mean", rows["mean"])
+    prior = _column(rows, "sizing_prior", 0.0)
+    uncertainty = _column(rows, "mean_uncertainty", 0.0)
+    departure, factor, _ = shrink_expected_returns((sizing_mean - prior).to_numpy(), uncertainty.to_numpy())
+    # The target is a log expected gross return, the log mean plus half the row's variance: the scenarios are
+    # shifted to exactly that mean gross return, whatever their tails (the row's std and the quantiles' spread
+    # differ), so symbols the prior gives one arithmetic return get it in the scenarios too.
+    target = prior.to_numpy() + departure + 0.5 * rows["std"].to_numpy(dtype="float64") ** 2
+    log_returns = scenarios.returns[policy.horizon]
+    log_returns = log_returns + (target - np.log(np.exp(log_returns).mean(axis=0)))[None, :]
+    simple = np.expm1(log_returns)
+    expected = dict(zip(scenarios.symbols, (float(x) for x in simple.mean(axis=0))))
+    confidence = dict(zip(scenarios.symbols, (float(x) for x in rows["confidence"])))
+    calls_up = dict(zip(scenarios.symbols, (bool(x) for x in rows["mean"].to_numpy(dtype="float64") > 0)))
+    gain_probability = {s: c if calls_up[s] else 1.0 - c for s, c in confidence.items()}
+    eligible = [s for s in scenarios.symbols if expected[s] > 0 and gain_probability[s] >= policy.min_confidence]
+    kelly = {s: 0.0 for s in scenarios.symbols}
+    if eligible:
+        columns = [scenarios.symbols.index(s) for s in eligible]
+        weights = scenario_kelly(simple[:, columns], cap=policy.cap, max_total=policy.max_total)
+        kelly.update(dict(zip(eligible, (float(w) for w in weights))))
+    drives = bool(rows["beats_reference"].fillna(True).astype(bool).all()) if "beats_reference" in rows else True
+    return Decision(as_of, marginals, scenarios, eligible, kelly, policy, expected, confidence,
+                    dict(zip(scenarios.symbols, (float(x) for x in factor))),
+                    cap_binding_share(list(kelly.values()), policy.cap), drives)
+
+
+def _column(rows: pd.DataFrame, name: str, default) -> pd.Series:
+    """``rows[name]`` as floats with gaps filled from ``default`` (a column an older warehouse lacks is all default)."""
+    fallback = default if isinstance(default, pd.Series) else pd.Series(default, index=rows.index, dtype="float64")
+    if name not in rows:
+        return fallback.astype("float64")
+    return rows[name].astype("float64").fillna(fallback)

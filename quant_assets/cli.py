@@ -68,6 +68,50 @@ def project(amount: float, path: Path) -> tuple[list[str], list[tuple]]:
         raise NotReadyError(f"the warehouse {path} could not be read: {_first_line(error)}") from None
 
 
+def export_plays(home: Path) -> str:
+    """The person's plays as CSV (an empty table with its header when there are none)."""
+    from quant_assets.lib.storage.personal import open_personal, plays_csv
+
+    store = open_personal(paths.personal_path(home), paths.warehouse_path(home), _wait_seconds())
+    if not store.path.exists():
+        return plays_csv(None)
+    with store.reader() as con:
+        return plays_csv(con)
+
+
+def import_plays(home: Path, file: Path) -> int:
+    """Add every play of the CSV ``file`` (all or none: one bad row refuses the file); returns how many."""
+    from datetime import datetime, timezone
+
+    from quant_assets.lib.storage.personal import PlayError, insert_play, open_personal, read_plays_csv
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {file}: {_first_line(error)}") from None
+    try:
+        plays = read_plays_csv(text, str(file), datetime.now(timezone.utc).date())
+    except PlayError as error:
+        raise UsageError(str(error)) from None
+    with open_personal(paths.personal_path(home), paths.warehouse_path(home), _wait_seconds()).writer() as con:
+        for play in plays:
+            insert_play(con, play)
+    return len(plays)
+
+
+def backup_home(home: Path, folder: Path | None) -> list[Path]:
+    """Copy the warehouse and the person's file into ``folder`` (default a new ``$QUANT_HOME/backups/<time>``)."""
+    from datetime import datetime, timezone
+
+    from quant_assets.lib.storage.personal import backup
+
+    target = folder or paths.backups(home) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    copies = backup([paths.warehouse_path(home), paths.personal_path(home)], target)
+    if not copies:
+        raise NotReadyError(f"nothing to back up in {home}: no warehouse and no plays yet")
+    return copies
+
+
 def _wait_seconds() -> float:
     text = os.environ.get("QUANT_CLI_WAIT_SECONDS", "")
     try:
@@ -105,12 +149,29 @@ def _fail(message: str, status: int) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    parser = _OneLineParser(prog="quant", description="Ranked half-Kelly trades and P10-P90 value bands.")
+    parser = _OneLineParser(prog="quant", description="Ranked half-Kelly trades and P10-P90 value bands; your plays.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     proj = commands.add_parser("project", help="what to do with AMOUNT dollars")
     proj.add_argument("amount", help="dollars to allocate, e.g. 10000")
     proj.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    plays = commands.add_parser("plays", help="your own positions, kept apart from what the pipeline rebuilds")
+    action = plays.add_subparsers(dest="action", required=True, parser_class=_OneLineParser)
+    action.add_parser("export", help="print them as CSV (symbol, shares, entry_price, entry_date, note)")
+    load = action.add_parser("import", help="add the plays of a CSV file (all rows valid, or none added)")
+    load.add_argument("file", type=Path)
+    saved = commands.add_parser("backup", help="copy the warehouse and your plays, each under its writer lock")
+    saved.add_argument("--to", type=Path, help="folder for the copies (default $QUANT_HOME/backups/<time>)")
     args = parser.parse_args(argv)
+    if args.command == "plays" and args.action == "export":
+        sys.stdout.write(export_plays(paths.home()))
+        return 0
+    if args.command == "plays":
+        print(f"imported {import_plays(paths.home(), args.file)} plays from {args.file}")
+        return 0
+    if args.command == "backup":
+        for copy in backup_home(paths.home(), args.to):
+            print(copy)
+        return 0
     columns, rows = project(parse_amount(args.amount), paths.warehouse_path(paths.home()))
     if columns != projector_columns():
         raise NotReadyError("the warehouse's projector macro has other columns than this version of quant expects; "

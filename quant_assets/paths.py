@@ -25,6 +25,15 @@ def warehouse_path(home: Path) -> Path:
     return home / "warehouse.duckdb"
 
 
+def personal_path(home: Path) -> Path:
+    """The person's own data (their plays): a file of its own, which no pipeline step opens."""
+    return home / "personal.duckdb"
+
+
+def backups(home: Path) -> Path:
+    return home / "backups"
+
+
 def dagster_home(home: Path) -> Path:
     return home / "dagster"
 

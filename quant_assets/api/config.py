@@ -26,6 +26,8 @@ class ApiConfig:
     """Where the warehouse and the built web app are, who may ask, and how the live provider and the caches behave."""
 
     warehouse_path: Path
+    # The person's own data; unset, ``personal.duckdb`` beside the warehouse.
+    personal_path: Path | None = None
     web_root: Path | None = None
     token: str | None = None
     polygon_key: str | None = None
@@ -58,6 +60,7 @@ class ApiConfig:
         web = Path(os.environ.get("QUANT_WEB_ROOT", Path(__file__).resolve().parents[2] / "web" / "out"))
         return cls(
             warehouse_path=paths.warehouse_path(paths.home()),
+            personal_path=paths.personal_path(paths.home()),
             web_root=web if web.is_dir() else None,
             token=os.environ.get("QUANT_API_TOKEN") or None,
             host=host,

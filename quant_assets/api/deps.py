@@ -1,4 +1,4 @@
-"""Dependencies the routes declare: the process's state (warehouse reads, writes, the live provider)."""
+"""Dependencies the routes declare: the process's state (warehouse reads, the person's store, the live provider)."""
 
 from __future__ import annotations
 

@@ -8,15 +8,14 @@ from :mod:`quant_assets.lib.market.live`, the one provider.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from datetime import date
 
 from quant_assets.lib.market.live import LastClose, Quote
 from quant_assets.lib.projections.projector import MAX_AMOUNT, PROJECTOR_MACRO
+from quant_assets.lib.storage import personal
 from quant_assets.lib.storage.warehouse import has_table
 from quant_assets.lib.vocabulary import HORIZON_LABELS, HORIZONS
 
-MAX_SHARES = 1e9
-MAX_NOTE = 500
 COMPARE_MIN, COMPARE_MAX = 2, 4
 HISTORY_DAYS = 365
 
@@ -185,59 +184,15 @@ def open_period(held: list[dict], quotes: dict[str, Quote]) -> dict[str, object]
 
 def check_play(symbol: str, shares: float, entry_price: float, entry_date: date, note: str | None,
                known: dict[str, LastClose], today: date) -> dict[str, object]:
-    """A play's fields, cleaned, or ``BadInput`` naming the first field that is wrong."""
-    symbol = symbol.strip().upper()
-    if symbol not in known:
-        raise BadInput(f"symbol {symbol!r} is not in the warehouse; known symbols: {', '.join(sorted(known))}")
-    if not math.isfinite(shares) or shares <= 0:
-        raise BadInput(f"shares must be a positive number, got {shares}")
-    if shares > MAX_SHARES:
-        raise BadInput(f"shares {shares:,.0f} is above the {MAX_SHARES:,.0f} limit")
-    if not math.isfinite(entry_price) or entry_price <= 0:
-        raise BadInput(f"entry_price must be a positive number of dollars, got {entry_price}")
-    if entry_price > MAX_AMOUNT:
-        raise BadInput(f"entry_price {entry_price:,.0f} is above the {MAX_AMOUNT:.0e} dollar limit")
-    if entry_date > today:
-        raise BadInput(f"entry_date {entry_date} is in the future (today is {today})")
-    if note is not None and len(note) > MAX_NOTE:
-        raise BadInput(f"note is {len(note)} characters long; keep it under {MAX_NOTE}")
-    return {"symbol": symbol, "shares": float(shares), "entry_price": float(entry_price), "entry_date": entry_date,
-            "note": (note or "").strip()}
-
-
-def list_plays(con) -> list[dict]:
-    if not has_table(con, "portfolio.plays"):
-        return []
-    return _records(con.execute("SELECT * FROM portfolio.plays ORDER BY entry_date, play_id"))
-
-
-def insert_play(con, play: dict[str, object]) -> int:
-    """Store a new play inside the caller's write transaction; returns its id."""
-    from quant_assets.lib.storage.warehouse import ensure_table
-
-    ensure_table(con, "portfolio.plays")
-    play_id = con.execute("SELECT coalesce(max(play_id), 0) + 1 FROM portfolio.plays").fetchone()[0]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    con.execute("INSERT INTO portfolio.plays VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [play_id, play["symbol"], play["shares"], play["entry_price"], play["entry_date"], play["note"], now, now])
-    return int(play_id)
-
-
-def update_play(con, play_id: int, play: dict[str, object]) -> bool:
-    if not has_table(con, "portfolio.plays"):
-        return False
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    changed = con.execute("""UPDATE portfolio.plays SET symbol = ?, shares = ?, entry_price = ?, entry_date = ?, note = ?,
-                             updated_at = ? WHERE play_id = ? RETURNING play_id""",
-                          [play["symbol"], play["shares"], play["entry_price"], play["entry_date"], play["note"], now,
-                           play_id]).fetchall()
-    return bool(changed)
-
-
-def delete_play(con, play_id: int) -> bool:
-    if not has_table(con, "portfolio.plays"):
-        return False
-    return bool(con.execute("DELETE FROM portfolio.plays WHERE play_id = ? RETURNING play_id", [play_id]).fetchall())
+    """A play's fields, cleaned, or ``BadInput`` naming the first field that is wrong (a symbol the warehouse has no
+    prices for included: the page values what it adds)."""
+    if symbol.strip().upper() not in known:
+        raise BadInput(f"symbol {symbol.strip().upper()!r} is not in the warehouse; known symbols: "
+                       f"{', '.join(sorted(known))}")
+    try:
+        return personal.validate_play(symbol, shares, entry_price, entry_date, note, today)
+    except personal.PlayError as error:
+        raise BadInput(str(error)) from None
 
 
 def advice_bands(con, symbols: list[str]) -> dict[str, list[dict]]:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from quant_assets import paths
 from quant_assets.api.config import ApiConfig
 from quant_assets.api import pages
 from quant_assets.lib.market.live import LastClose, LivePrices
+from quant_assets.lib.storage import personal
 from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
 
 
@@ -76,7 +78,8 @@ class ApiState:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.reads = Warehouse(config.warehouse_path, wait_seconds=config.read_wait_seconds)
-        self.writes = Warehouse(config.warehouse_path, wait_seconds=config.write_wait_seconds)
+        self.personal = personal.open_personal(config.personal_path or paths.personal_path(config.warehouse_path.parent),
+                                               config.warehouse_path, config.write_wait_seconds)
         self.answers = _Answers(config.answers_kept, config.answers_max_age_seconds)
         self.live = LivePrices(
             self.last_closes, polygon_key=config.polygon_key, enabled=config.live_enabled,
@@ -84,6 +87,13 @@ class ApiState:
             ttl_seconds=config.live_ttl_seconds, timeout_seconds=config.live_timeout_seconds,
             deadline_seconds=config.live_deadline_seconds,
         )
+
+    def plays(self) -> list[dict]:
+        """The person's plays, read from their own file (which the pipeline never holds)."""
+        if not self.personal.path.exists():
+            return []
+        with self.personal.reader() as con:
+            return personal.list_plays(con)
 
     def stamp(self) -> float | None:
         """The latest modification time of the warehouse file and its WAL (None when there is no warehouse)."""

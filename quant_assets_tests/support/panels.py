@@ -26,6 +26,17 @@ def ar1_signal(rng, n, rho):
     return signal
 
 
+def panel_symbols(rng, n_symbols, n_days, rho):
+    """Per symbol of a panel: its index, whether it is the crypto one (the last), and its AR(1) signal."""
+    for i in range(n_symbols):
+        yield i, i == n_symbols - 1, ar1_signal(rng, n_days, rho)
+
+
+def symbol_columns(i, crypto, dates):
+    """The key columns of the panels' i-th symbol (``S<i>``, an equity unless ``crypto``) over ``dates``."""
+    return {"symbol": f"S{i}", "date": dates, "asset_class": "crypto" if crypto else "equity"}
+
+
 def assert_valid_distribution(out, frame):
     """One row per input row in the input's order, finite distribution columns, ordered quantiles, positive std."""
     assert list(out.columns) == ["symbol", "date", *DISTRIBUTION_COLUMNS]
@@ -42,29 +53,18 @@ def make_panel(n_symbols=4, n_days=780, seed=7, kappa=0.004):
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2017-01-02", periods=n_days)
     frames = []
-    for i in range(n_symbols):
-        crypto = i == n_symbols - 1
-        signal = ar1_signal(rng, n_days, 0.97)
+    for i, crypto, signal in panel_symbols(rng, n_symbols, n_days, 0.97):
         ret = np.concatenate([[0.0], kappa * signal[:-1]]) + simulate_garch(rng, n_days)
         steps = 7 if crypto else 5
         csum = np.concatenate([[0.0], np.cumsum(ret)])
         target = np.full(n_days, np.nan)
         target[: n_days - steps] = csum[steps + 1 : n_days + 1] - csum[1 : n_days - steps + 1]
         ret_s = pd.Series(ret)
-        frame = pd.DataFrame(
-            {
-                "symbol": f"S{i}",
-                "date": dates,
-                "asset_class": "crypto" if crypto else "equity",
-                "ret_1d": ret,
-                "ret_5d": ret_s.rolling(5).sum().to_numpy(),
-                "vol_21d": ret_s.rolling(21).std().to_numpy(),
-                "signal": signal,
-                "noise": rng.standard_normal(n_days),
-                "oc_flow": rng.standard_normal(n_days) if crypto else np.nan,
-                TARGET: target,
-            }
-        )
+        frame = pd.DataFrame({**symbol_columns(i, crypto, dates), "ret_1d": ret,
+                              "ret_5d": ret_s.rolling(5).sum().to_numpy(),
+                              "vol_21d": ret_s.rolling(21).std().to_numpy(), "signal": signal,
+                              "noise": rng.standard_normal(n_days),
+                              "oc_flow": rng.standard_normal(n_days) if crypto else np.nan, TARGET: target})
         frame.loc[0, "ret_1d"] = np.nan
         frames.append(frame)
     panel = pd.concat(frames, ignore_index=True)

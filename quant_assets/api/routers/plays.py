@@ -1,4 +1,5 @@
-"""My plays: the positions the person holds (``portfolio.plays``, never written by the pipeline), valued live."""
+"""My plays: the positions the person holds (``portfolio.plays`` in their own file, never written by the pipeline),
+valued live."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from quant_assets.api.models import Play, PlayIn, PlayPatch, PlaysResponse
 from quant_assets.api.state import ApiState
 from quant_assets.api import pages
 from quant_assets.lib.market.live import LivePrices
+from quant_assets.lib.storage import personal
 
 router = APIRouter(tags=["plays"])
 PlayId = Annotated[int, Path(ge=1, description="the play's id")]
@@ -22,10 +24,10 @@ def _today() -> dt.date:
 
 
 def _valued(state: ApiState, live: LivePrices) -> PlaysResponse:
-    read = state.read(("plays",), lambda con: (pages.list_plays(con), None))
-    plays = read.value[0]
+    plays = state.plays()
     symbols = sorted({p["symbol"] for p in plays})
-    advice = state.read(("advice", *symbols), lambda con: pages.advice_bands(con, symbols)).value
+    read = state.read(("advice", *symbols), lambda con: pages.advice_bands(con, symbols))
+    advice = read.value
     quotes, closes = live.quotes(symbols), state.last_closes(symbols)
     views = [pages.value_play(p, quotes.get(p["symbol"]), closes.get(p["symbol"]), advice.get(p["symbol"], []))
              for p in plays]
@@ -54,8 +56,8 @@ def list_plays(state: Annotated[ApiState, Depends(get_state)], live: Annotated[L
 @router.post("/plays", response_model=Play, status_code=201)
 def add_play(play: PlayIn, state: Annotated[ApiState, Depends(get_state)], live: Annotated[LivePrices, Depends(get_live)]):
     fields = _checked(state, play)
-    with state.writes.writer() as con:
-        play_id = pages.insert_play(con, fields)
+    with state.personal.writer() as con:
+        play_id = personal.insert_play(con, fields)
     return _one(state, live, play_id)
 
 
@@ -63,8 +65,8 @@ def add_play(play: PlayIn, state: Annotated[ApiState, Depends(get_state)], live:
 def replace_play(play_id: PlayId, play: PlayIn, state: Annotated[ApiState, Depends(get_state)],
                  live: Annotated[LivePrices, Depends(get_live)]):
     fields = _checked(state, play)
-    with state.writes.writer() as con:
-        if not pages.update_play(con, play_id, fields):
+    with state.personal.writer() as con:
+        if not personal.update_play(con, play_id, fields):
             raise pages.NotFound(f"no play with id {play_id}")
     return _one(state, live, play_id)
 
@@ -79,6 +81,6 @@ def edit_play(play_id: PlayId, patch: PlayPatch, state: Annotated[ApiState, Depe
 
 @router.delete("/plays/{play_id}", status_code=204)
 def delete_play(play_id: PlayId, state: Annotated[ApiState, Depends(get_state)]):
-    with state.writes.writer() as con:
-        if not pages.delete_play(con, play_id):
+    with state.personal.writer() as con:
+        if not personal.delete_play(con, play_id):
             raise pages.NotFound(f"no play with id {play_id}")

@@ -43,9 +43,12 @@ DAY_NS = 86_400 * 10**9
 
 
 def _model_class(name: object) -> type["DeepForecaster"]:
-    for cls in DeepForecaster.__subclasses__():
+    pending = DeepForecaster.__subclasses__()
+    while pending:
+        cls = pending.pop()
         if cls.name == name:
             return cls
+        pending.extend(cls.__subclasses__())
     raise ValueError(f"unknown deep model {name!r} in a saved file")
 
 
@@ -299,75 +302,55 @@ class MLPForecaster(DeepForecaster):
 SEQUENCE_TRAINING: dict[str, object] = {"epoch_rows": 8_192, "max_epochs": 12}
 
 
-class GRUForecaster(DeepForecaster):
-    """GRU over each symbol's last ``lookback`` rows of features (by date), Student-t (or Gaussian) head."""
+class SequenceForecaster(DeepForecaster):
+    """A deep model over each symbol's last ``lookback`` rows of features (by date), trained as sequences cost."""
 
-    name = "gru"
     sequence = True
 
-    def __init__(
-        self,
-        horizon: str,
-        seed: int = 0,
-        *,
-        lookback: int = 20,
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        **training: object,
-    ) -> None:
+    def __init__(self, horizon: str, seed: int = 0, *, lookback: int = 20, **training: object) -> None:
         super().__init__(horizon, seed, **{**SEQUENCE_TRAINING, **training})
         if lookback < 1:
             raise ValueError(f"{self.name}: lookback must be at least 1, got {lookback}")
         self.lookback = int(lookback)
+
+    def _config(self) -> dict[str, object]:
+        return {**super()._config(), "lookback": self.lookback}
+
+
+class GRUForecaster(SequenceForecaster):
+    """GRU over each symbol's last ``lookback`` rows of features (by date), Student-t (or Gaussian) head."""
+
+    name = "gru"
+
+    def __init__(self, horizon: str, seed: int = 0, *, hidden_size: int = 32, num_layers: int = 1,
+                 **rest: object) -> None:
+        super().__init__(horizon, seed, **rest)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
 
     def _config(self) -> dict[str, object]:
-        return {
-            **super()._config(),
-            "lookback": self.lookback,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-        }
+        return {**super()._config(), "hidden_size": self.hidden_size, "num_layers": self.num_layers}
 
     def _network(self, n_inputs: int) -> nn.Module:
         return GRUNet(n_inputs, self.hidden_size, self.num_layers, self.dropout, self.distribution == "student_t")
 
 
-class TCNForecaster(DeepForecaster):
+class TCNForecaster(SequenceForecaster):
     """Dilated causal 1-D convolutions over each symbol's last ``lookback`` rows, Student-t (or Gaussian) head.
     The default kernel 3 and dilations 1, 2, 4, 8 see 31 steps, the whole default window."""
 
     name = "tcn"
-    sequence = True
 
-    def __init__(
-        self,
-        horizon: str,
-        seed: int = 0,
-        *,
-        lookback: int = 20,
-        channels: int = 32,
-        kernel_size: int = 3,
-        dilations: tuple[int, ...] = (1, 2, 4, 8),
-        **training: object,
-    ) -> None:
-        super().__init__(horizon, seed, **{**SEQUENCE_TRAINING, **training})
-        if lookback < 1:
-            raise ValueError(f"{self.name}: lookback must be at least 1, got {lookback}")
-        self.lookback = int(lookback)
+    def __init__(self, horizon: str, seed: int = 0, *, channels: int = 32, kernel_size: int = 3,
+                 dilations: tuple[int, ...] = (1, 2, 4, 8), **rest: object) -> None:
+        super().__init__(horizon, seed, **rest)
         self.channels = int(channels)
         self.kernel_size = int(kernel_size)
         self.dilations = tuple(int(d) for d in dilations)
 
     def _config(self) -> dict[str, object]:
-        return {
-            **super()._config(),
-            "lookback": self.lookback,
-            "channels": self.channels,
-            "kernel_size": self.kernel_size,
-            "dilations": list(self.dilations),
-        }
+        return {**super()._config(), "channels": self.channels, "kernel_size": self.kernel_size,
+                "dilations": list(self.dilations)}
 
     def _network(self, n_inputs: int) -> nn.Module:
         return TCNNet(

@@ -18,7 +18,7 @@ from quant_assets.lib.models import CATALOG, make_model
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, TARGET
 from quant_assets.lib.models.deep import DeepForecaster, GRUForecaster, MLPForecaster, TCNForecaster, history_index
 from quant_assets.lib.models.deep_nets import TCNNet, negative_log_likelihood
-from quant_assets_tests.support.panels import ar1_signal, assert_valid_distribution
+from quant_assets_tests.support.panels import assert_valid_distribution, panel_symbols, symbol_columns
 
 NAMES = ("mlp", "gru", "tcn")
 DEEP_MODELS = {"mlp": MLPForecaster, "gru": GRUForecaster, "tcn": TCNForecaster}
@@ -33,29 +33,18 @@ def make_panel(n_symbols=4, n_days=780, seed=11):
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2017-01-02", periods=n_days)
     frames = []
-    for i in range(n_symbols):
-        crypto = i == n_symbols - 1
-        signal = ar1_signal(rng, n_days, 0.9)
+    for i, crypto, signal in panel_symbols(rng, n_symbols, n_days, 0.9):
         pulse = rng.standard_normal(n_days)
         lagged = np.r_[np.zeros(LAG), pulse[:-LAG]]
         noise = rng.standard_t(5, n_days) / np.sqrt(5 / 3)
         target = 0.01 * (0.5 * signal + 0.5 * lagged + noise)
         target[-5:] = np.nan  # the future is not yet known
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol": f"S{i}",
-                    "date": dates,
-                    "asset_class": "crypto" if crypto else "equity",
-                    "signal": signal,
-                    "pulse": pulse,
-                    "distractor": rng.standard_normal(n_days),
-                    "oc_flow": rng.standard_normal(n_days) if crypto else np.nan,
-                    "lagged_pulse": lagged,  # the truth, dropped before modelling
-                    TARGET: target,
-                }
-            )
-        )
+        frames.append(pd.DataFrame({
+            **symbol_columns(i, crypto, dates), "signal": signal, "pulse": pulse,
+            "distractor": rng.standard_normal(n_days), "oc_flow": rng.standard_normal(n_days) if crypto else np.nan,
+            "lagged_pulse": lagged,  # the truth, dropped before modelling
+            TARGET: target,
+        }))
     panel = pd.concat(frames, ignore_index=True)
     panel.loc[rng.random(len(panel)) < 0.03, "signal"] = np.nan
     return panel

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 import polars as pl
 
-from quant_assets.lib.market.providers.http import (
-    DEFAULT_TIMEOUT,
-    check_range,
-    get_json,
-    is_number,
-    make_client,
-    shape_error,
-)
+from quant_assets.lib.market.providers.http import DEFAULT_TIMEOUT, Retry, check_range, get_json, is_number
+from quant_assets.lib.market.providers.http import keyed_frame, session, shape_error
 from quant_assets.lib.market.providers.schema import PRICE_SCHEMA
 from quant_assets.lib.vocabulary import COINBASE_URL
 
@@ -55,11 +48,7 @@ def fetch_coinbase_candles(
     end: date | str,
     base_url: str = COINBASE_URL,
     client: httpx.Client | None = None,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    max_retries: int = 5,
-    backoff: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
+    **retry: Unpack[Retry],
 ) -> pl.DataFrame:
     """Daily candles for ``products`` (e.g. ``'BTC-USD'``) from ``start`` to ``end`` inclusive, as a prices frame.
 
@@ -74,28 +63,15 @@ def fetch_coinbase_candles(
     if clashes:
         raise ValueError(f"Coinbase products {list(symbols)} map more than one product to symbol(s) {clashes}")
     base = base_url.rstrip("/")
-    own_client = client is None
-    http = make_client(timeout) if own_client else client
     rows: list[tuple] = []
-    try:
+    with session(client, retry.pop("timeout", DEFAULT_TIMEOUT)) as http:
         for product, symbol in symbols.items():
             url = f"{base}/products/{quote(product, safe='')}/candles"
             for chunk_start, chunk_end in day_chunks(first, last):
                 params = {"granularity": DAY_SECONDS, "start": _iso(chunk_start), "end": _iso(chunk_end)}
-                body = get_json(http, url, params, provider=PROVIDER, symbol=product,
-                                max_retries=max_retries, backoff=backoff, sleep=sleep)
+                body = get_json(http, url, params, provider=PROVIDER, symbol=product, **retry)
                 rows.extend(_parse_candles(body, product, symbol, url))
-    finally:
-        if own_client:
-            http.close()
-    frame = pl.DataFrame(rows, schema=PRICE_SCHEMA, orient="row")
-    # Coinbase may return candles just outside the requested window; keep only the asked-for days.
-    return (
-        frame.filter(pl.col("date").is_between(first, last))
-        .unique(subset=["symbol", "date"], keep="first", maintain_order=True)
-        .sort("symbol", "date")
-    )
-
+    return keyed_frame(rows, PRICE_SCHEMA, ["symbol", "date"], first, last)
 
 def _parse_candles(body: Any, product: str, symbol: str, url: str) -> list[tuple]:
     """Rows of one candles response: ``[time, low, high, open, close, volume]`` lists, newest first."""

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import polars as pl
 
-from quant_assets.lib.market.providers.http import (
-    DEFAULT_TIMEOUT,
-    ProviderError,
-    check_range,
-    check_same_origin,
-    get_json,
-    is_number,
-    make_client,
-    shape_error,
-)
+from quant_assets.lib.market.providers.http import DEFAULT_TIMEOUT, ProviderError, Retry, check_range, follow_pages
+from quant_assets.lib.market.providers.http import is_number, keyed_frame, session, shape_error
 from quant_assets.lib.market.providers.schema import ONCHAIN_SCHEMA
 from quant_assets.lib.vocabulary import COINMETRICS_URL
 
@@ -50,11 +41,7 @@ def fetch_coinmetrics(
     end: date | str | None = None,
     base_url: str = COINMETRICS_URL,
     client: httpx.Client | None = None,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    max_retries: int = 5,
-    backoff: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
+    **retry: Unpack[Retry],
 ) -> pl.DataFrame:
     """Daily ``metrics`` (``None``: ``DEFAULT_METRICS``) for ``assets`` (e.g. ``'btc'``) from ``start``
     to ``end`` inclusive, as an on-chain frame.
@@ -83,39 +70,13 @@ def fetch_coinmetrics(
         "frequency": "1d",
         "page_size": 10000,
     }
-    own_client = client is None
-    http = make_client(timeout) if own_client else client
     rows: list[tuple] = []
-    seen: set[str] = set()
-    try:
-        while True:
-            body = get_json(http, url, params, provider=PROVIDER, symbol=label,
-                            max_retries=max_retries, backoff=backoff, sleep=sleep)
+    with session(client, retry.pop("timeout", DEFAULT_TIMEOUT)) as http:
+        # A next_page_url already carries every query parameter, including the page token.
+        for body in follow_pages(http, url, params, next_field="next_page_url", next_params=None,
+                                 max_pages=_MAX_PAGES, provider=PROVIDER, symbol=label, **retry):
             rows.extend(_parse_page(body, wanted_metrics, label, url))
-            next_url = body.get("next_page_url")
-            if next_url is None or next_url == "":
-                break
-            if not isinstance(next_url, str):
-                raise shape_error(PROVIDER, label, url, f"'next_page_url' is {type(next_url).__name__}, not a string")
-            check_same_origin(next_url, base, provider=PROVIDER, symbol=label)
-            if next_url in seen or len(seen) >= _MAX_PAGES:
-                raise ProviderError(
-                    f"{PROVIDER} pagination for {label} does not end (a next_page_url repeats or more than "
-                    f"{_MAX_PAGES} pages); stopping"
-                )
-            seen.add(next_url)
-            # The link already carries every query parameter, including the page token.
-            url, params = next_url, None
-    finally:
-        if own_client:
-            http.close()
-    frame = pl.DataFrame(rows, schema=ONCHAIN_SCHEMA, orient="row")
-    return (
-        frame.filter(pl.col("date").is_between(first, last))
-        .unique(subset=["asset", "metric", "date"], keep="first", maintain_order=True)
-        .sort("asset", "metric", "date")
-    )
-
+    return keyed_frame(rows, ONCHAIN_SCHEMA, ["asset", "metric", "date"], first, last)
 
 def _parse_page(body: Any, metrics: list[str], label: str, url: str) -> list[tuple]:
     """Long rows of one asset-metrics page, each value checked to be a finite number."""

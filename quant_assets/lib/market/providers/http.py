@@ -13,13 +13,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
-
+import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,71 @@ def get_json(
     raise ProviderError(
         f"{provider} request for {symbol} to {shown} still failing after {attempts} attempts "
         f"(last: {problem})"
+    )
+
+
+class Retry(TypedDict, total=False):
+    """How a provider's requests are timed out and retried: the keyword arguments its fetch function passes on."""
+
+    timeout: float
+    max_retries: int
+    backoff: float
+    sleep: Callable[[float], None]
+
+
+@contextmanager
+def session(client: httpx.Client | None, timeout: float = DEFAULT_TIMEOUT) -> Iterator[httpx.Client]:
+    """``client`` as given (and left open), or a new client that is closed on exit."""
+    if client is not None:
+        yield client
+        return
+    own = make_client(timeout)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def follow_pages(
+    http: httpx.Client,
+    url: str,
+    params: Mapping[str, Any] | None,
+    *,
+    next_field: str,
+    next_params: Mapping[str, Any] | None,
+    max_pages: int,
+    provider: str,
+    symbol: str,
+    **retry: Any,
+) -> Iterator[Any]:
+    """Each page of a paginated answer: the first from ``url`` with ``params``, the next ones from the link each
+    page names in ``next_field`` (asked with ``next_params``), which must stay on ``url``'s origin. A link that
+    repeats or more than ``max_pages`` pages is a server looping on its cursor: a :class:`ProviderError`."""
+    base, seen = url, set()
+    while True:
+        body = get_json(http, url, params, provider=provider, symbol=symbol, **retry)
+        yield body
+        next_url = body.get(next_field) if isinstance(body, dict) else None
+        if next_url is None or next_url == "":
+            return
+        if not isinstance(next_url, str):
+            raise shape_error(provider, symbol, url, f"{next_field!r} is {type(next_url).__name__}, not a string")
+        check_same_origin(next_url, base, provider=provider, symbol=symbol)
+        if next_url in seen or len(seen) >= max_pages:
+            raise ProviderError(f"{provider} pagination for {symbol} does not end (a {next_field} repeats or more "
+                                f"than {max_pages} pages); stopping")
+        seen.add(next_url)
+        url, params = next_url, next_params
+
+
+def keyed_frame(rows: list[tuple], schema: Mapping[str, Any], keys: list[str], first: date, last: date) -> pl.DataFrame:
+    """The rows as a frame of ``schema``: only the days ``first..last`` (APIs answer a little around a range), the
+    first row of each key, sorted by the key."""
+    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    return (
+        frame.filter(pl.col("date").is_between(first, last))
+        .unique(subset=keys, keep="first", maintain_order=True)
+        .sort(keys)
     )
 
 

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 import polars as pl
 
-from quant_assets.lib.market.providers.http import (
-    DEFAULT_TIMEOUT,
-    ProviderError,
-    check_range,
-    check_same_origin,
-    get_json,
-    is_number,
-    make_client,
-    scrub,
-    secret_value,
-    shape_error,
-)
+from quant_assets.lib.market.providers.http import DEFAULT_TIMEOUT, ProviderError, Retry, check_range, follow_pages
+from quant_assets.lib.market.providers.http import is_number, keyed_frame, scrub, secret_value, session, shape_error
 from quant_assets.lib.market.providers.schema import PRICE_SCHEMA
 from quant_assets.lib.vocabulary import POLYGON_URL
 
@@ -41,11 +30,7 @@ def fetch_polygon_prices(
     api_key: Any,
     base_url: str = POLYGON_URL,
     client: httpx.Client | None = None,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    max_retries: int = 5,
-    backoff: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
+    **retry: Unpack[Retry],
 ) -> pl.DataFrame:
     """Adjusted daily bars for ``symbols`` from ``start`` to ``end`` (inclusive) as a prices frame.
 
@@ -57,44 +42,20 @@ def fetch_polygon_prices(
     first, last = check_range(start, end)
     key = secret_value(api_key)
     base = base_url.rstrip("/")
-    own_client = client is None
-    http = make_client(timeout) if own_client else client
     rows: list[tuple] = []
     try:
-        for symbol in dict.fromkeys(symbols):
-            url = f"{base}/v2/aggs/ticker/{quote(symbol, safe='')}/range/1/day/{first}/{last}"
-            params: dict[str, Any] = {"adjusted": "true", "sort": "asc", "limit": 50000, "apiKey": key}
-            seen: set[str] = set()
-            while True:
-                body = get_json(http, url, params, provider=PROVIDER, symbol=symbol,
-                                max_retries=max_retries, backoff=backoff, sleep=sleep)
-                rows.extend(_parse_page(body, symbol, url))
-                next_url = body.get("next_url")
-                if next_url is None or next_url == "":
-                    break
-                if not isinstance(next_url, str):
-                    raise shape_error(PROVIDER, symbol, url, f"'next_url' is {type(next_url).__name__}, not a string")
-                check_same_origin(next_url, base, provider=PROVIDER, symbol=symbol)
-                if next_url in seen or len(seen) >= _MAX_PAGES:
-                    raise ProviderError(
-                        f"{PROVIDER} pagination for {symbol} does not end (a next_url repeats or more than "
-                        f"{_MAX_PAGES} pages); stopping"
-                    )
-                seen.add(next_url)
-                url, params = next_url, {"apiKey": key}
+        with session(client, retry.pop("timeout", DEFAULT_TIMEOUT)) as http:
+            for symbol in dict.fromkeys(symbols):
+                url = f"{base}/v2/aggs/ticker/{quote(symbol, safe='')}/range/1/day/{first}/{last}"
+                params = {"adjusted": "true", "sort": "asc", "limit": 50000, "apiKey": key}
+                # Polygon leaves the key out of its next_url: each next page is asked with it again.
+                for body in follow_pages(http, url, params, next_field="next_url", next_params={"apiKey": key},
+                                         max_pages=_MAX_PAGES, provider=PROVIDER, symbol=symbol, **retry):
+                    rows.extend(_parse_page(body, symbol, url))
     except ProviderError as error:
         # An answer may echo the key (an error body, a bar of garbage): no message carries it on.
         raise ProviderError(scrub(str(error), [key])) from None
-    finally:
-        if own_client:
-            http.close()
-    frame = pl.DataFrame(rows, schema=PRICE_SCHEMA, orient="row")
-    return (
-        frame.filter(pl.col("date").is_between(first, last))
-        .unique(subset=["symbol", "date"], keep="first", maintain_order=True)
-        .sort("symbol", "date")
-    )
-
+    return keyed_frame(rows, PRICE_SCHEMA, ["symbol", "date"], first, last)
 
 def _parse_page(body: Any, symbol: str, url: str) -> list[tuple]:
     """Rows of one aggregates page, validated field by field."""

@@ -105,7 +105,7 @@ def backup_home(home: Path, folder: Path | None) -> list[Path]:
 
     from quant_assets.lib.storage.personal import backup
 
-    target = folder or paths.backups(home) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = folder or home / "backups" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     copies = backup([paths.warehouse_path(home), paths.personal_path(home)], target)
     if not copies:
         raise NotReadyError(f"nothing to back up in {home}: no warehouse and no plays yet")

@@ -30,10 +30,6 @@ def personal_path(home: Path) -> Path:
     return home / "personal.duckdb"
 
 
-def backups(home: Path) -> Path:
-    return home / "backups"
-
-
 def dagster_home(home: Path) -> Path:
     return home / "dagster"
 

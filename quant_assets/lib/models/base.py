@@ -110,8 +110,6 @@ class Forecaster(ABC):
     """A seeded distributional forecaster for one horizon (scikit-learn's fit/predict shape)."""
 
     name: str = "forecaster"
-    family: str = "statistical"
-    kind: str = "python"
     # Whether a row's prediction reads earlier rows of its symbol in the frame (GARCH filtering, sequence
     # models, trailing baselines); a row-wise model predicts each row from its own features alone.
     reads_history: bool = True
@@ -137,6 +135,20 @@ class Forecaster(ABC):
     @abstractmethod
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per input row: ``symbol, date`` and ``DISTRIBUTION_COLUMNS``."""
+
+    @property
+    def family(self) -> str:
+        """statistical, tree, deep or baseline, as the model's catalog entry says."""
+        from quant_assets.lib.models import model_entry
+
+        return model_entry(self.name)[2]
+
+    @property
+    def kind(self) -> str:
+        """The library the model runs on (Dagster's asset kind), as the model's catalog entry says."""
+        from quant_assets.lib.models import model_entry
+
+        return model_entry(self.name)[3]
 
     def params(self) -> dict[str, object]:
         """Hyper-parameters worth logging (MLflow params)."""

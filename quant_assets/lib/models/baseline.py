@@ -20,8 +20,6 @@ class RandomWalkBaseline(Forecaster):
     """
 
     name = "baseline"
-    family = "baseline"
-    kind = "python"
 
     defaults = {"window": 252, "min_periods": 60}
 

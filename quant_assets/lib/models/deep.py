@@ -56,8 +56,6 @@ class DeepForecaster(Forecaster):
     """Shared fit/predict/save/load of the deep forecasters; subclasses supply the network and whether it
     reads a per-symbol window (``sequence``)."""
 
-    family = "deep"
-    kind = "pytorch"
     sequence = False
 
     @property

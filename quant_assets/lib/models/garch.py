@@ -94,8 +94,6 @@ class GarchForecaster(Forecaster):
     """
 
     name = "garch"
-    family = "statistical"
-    kind = "arch"
 
     defaults = {"min_obs": 250}
 

@@ -16,8 +16,6 @@ class RidgeForecaster(Forecaster):
     """
 
     name = "ridge"
-    family = "statistical"
-    kind = "sklearn"
     reads_history = False
     defaults = {"alpha": 100.0, "scale_alpha": 1000.0}
 
@@ -68,8 +66,6 @@ class QuantileLinearForecaster(Forecaster):
     """
 
     name = "quantile_linear"
-    family = "statistical"
-    kind = "sklearn"
     reads_history = False
     defaults = {"max_rows": 8_000, "max_iter": 50}
 

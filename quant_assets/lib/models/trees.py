@@ -33,8 +33,6 @@ class LightGBMForecaster(Forecaster):
     from the predicted quantile function."""
 
     name = "lightgbm"
-    family = "tree"
-    kind = "lightgbm"
     reads_history = False
     defaults = {"n_estimators": 80, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 100,
                 "num_threads": 1, "max_rows": TREE_MAX_ROWS}
@@ -87,8 +85,6 @@ class XGBoostForecaster(Forecaster):
     within +-0.003 over four windows of 2019-2021) in half the time."""
 
     name = "xgboost"
-    family = "tree"
-    kind = "xgboost"
     reads_history = False
     defaults = {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3, "min_child_weight": 100.0, "nthread": 1,
                 "max_rows": TREE_MAX_ROWS}
@@ -133,8 +129,6 @@ class ExtraTreesForecaster(Forecaster):
     """
 
     name = "extra_trees"
-    family = "tree"
-    kind = "sklearn"
     reads_history = False
     defaults = {"n_estimators": 50, "min_samples_leaf": 50, "max_features": 0.5, "n_jobs": 1,
                 "max_rows": EXTRA_TREES_MAX_ROWS}

@@ -97,7 +97,8 @@ def load_prices(config: ProviderConfig, warehouse: Warehouse, days: Slice) -> Lo
     clean, report = validate_prices(raw, origin) if raw.height else (raw.select(list(PRICE_SCHEMA)), ValidationReport())
     restatement = find_restatement(warehouse, overlap, clean, days.first, days.last) if overlap.height else None
     final = _final_rows(clean, days, pl.col("asset_class"))
-    frame, unanswered, restored = _keep_stored(warehouse, "market.prices", PRICE_KEY, final, report, days)
+    stored = stored_slice(warehouse, "market.prices", days)
+    frame, unanswered, restored = keep_stored(stored, PRICE_KEY, final, report)
     return LoadResult("market.prices", origin, report, frame, _price_summary(frame), unanswered,
                       _in_range(clean, days).height - final.height, restored, restatement)
 
@@ -112,7 +113,8 @@ def load_onchain(config: ProviderConfig, warehouse: Warehouse, days: Slice) -> L
     # Naive UTC, so that no session time zone can shift it.
     clean = clean.with_columns(pl.col("known_at").dt.replace_time_zone(None))
     final = _final_rows(clean, days, pl.lit("crypto"))
-    frame, unanswered, restored = _keep_stored(warehouse, "market.onchain", ONCHAIN_KEY, final, report, days)
+    stored = stored_slice(warehouse, "market.onchain", days)
+    frame, unanswered, restored = keep_stored(stored, ONCHAIN_KEY, final, report)
     summary = {"assets": sorted(frame["asset"].unique().to_list()), "metrics": sorted(frame["metric"].unique().to_list()),
                "sources": sorted(frame["source"].unique().to_list())}
     if not raw.height:
@@ -132,15 +134,22 @@ def _final_rows(frame: pl.DataFrame, days: Slice, asset_class: pl.Expr) -> pl.Da
     return _in_range(frame, days).filter(pl.col("date") <= cutoff)
 
 
-def _keep_stored(warehouse: Warehouse, table: str, keys: tuple[str, ...], fresh: pl.DataFrame,
-                 report: ValidationReport, days: Slice) -> tuple[pl.DataFrame, dict[str, list[str]], int]:
-    """``fresh`` plus every stored row of the slice whose key it lacks; the days the answer left out (named per
-    series), and how many kept rows had a new version that validation dropped (an empty cell, a duplicate)."""
+def stored_slice(warehouse: Warehouse, table: str, days: Slice) -> pl.DataFrame | None:
+    """The stored rows of ``table`` dated in the slice (None before the table exists)."""
     if not warehouse.table_exists(table):
-        return fresh, {}, 0
+        return None
     with warehouse.reader() as con:
-        stored = pl.from_arrow(con.execute(f"SELECT * FROM {table} WHERE date BETWEEN ? AND ?",
-                                           [days.first, days.last]).to_arrow_table())
+        return pl.from_arrow(con.execute(f"SELECT * FROM {table} WHERE date BETWEEN ? AND ?",
+                                         [days.first, days.last]).to_arrow_table())
+
+
+def keep_stored(stored: pl.DataFrame | None, keys: tuple[str, ...], fresh: pl.DataFrame,
+                report: ValidationReport) -> tuple[pl.DataFrame, dict[str, list[str]], int]:
+    """``fresh`` plus every ``stored`` row whose key it lacks (a stored row is replaced only by a valid new version
+    of its key); the days the answer left out (named per series), and how many kept rows had a new version that
+    validation dropped (an empty cell, a duplicate)."""
+    if stored is None:
+        return fresh, {}, 0
     keys = list(keys)
     stored = stored.select([pl.col(c).cast(fresh.schema[c]) for c in fresh.columns])
     kept = stored.join(fresh.select(keys), on=keys, how="anti")

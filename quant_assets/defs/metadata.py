@@ -1,4 +1,5 @@
-"""Turn lib's plain metadata dicts into Dagster metadata values (markdown tables and PNG charts render in the UI)."""
+"""Turn lib's plain metadata dicts into Dagster metadata values: frames become markdown tables and PNG bytes charts,
+which render in the UI."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import base64
 
 import dagster as dg
 import numpy as np
+import pandas as pd
+import polars as pl
+
+from quant_assets.render.report import markdown_table
 
 MARKDOWN_KEYS = ("per_symbol", "table_summary", "skill", "projector", "coverage", "weights")
 
@@ -16,6 +21,8 @@ def as_dagster_metadata(values: dict[str, object]) -> dict[str, object]:
         if isinstance(value, bytes):
             encoded = base64.b64encode(value).decode()
             out[key] = dg.MetadataValue.md(f"![{key}](data:image/png;base64,{encoded})")
+        elif isinstance(value, (pd.DataFrame, pl.DataFrame)):
+            out[key] = dg.MetadataValue.md(markdown_table(value))
         elif key in MARKDOWN_KEYS and isinstance(value, str):
             out[key] = dg.MetadataValue.md(value)
         elif isinstance(value, (dict, list, tuple)):

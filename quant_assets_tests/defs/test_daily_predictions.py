@@ -12,10 +12,10 @@ import pytest
 
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
-from quant_assets.lib.storage.model_store import models_folder
 from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.folds import stored_plans
+from quant_assets.lib.walk_forward.model_store import models_folder
 from quant_assets.lib.walk_forward.predict_daily import load_models
 from quant_assets.lib.walk_forward.training import load_panel, panel_span, predict_rows, window_context
 from quant_assets.settings import Settings

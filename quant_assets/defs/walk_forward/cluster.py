@@ -16,6 +16,7 @@ from quant_assets.defs.metadata import as_dagster_metadata
 from quant_assets.defs.resources import SettingsResource, WarehouseResource
 from quant_assets.defs.walk_forward.assets import PLAN_KEY, build_walk_forward_defs
 from quant_assets.lib.storage import object_store
+from quant_assets.lib.walk_forward import remote
 from quant_assets.lib.models import BASELINE, MODEL_NAMES, model_entry
 from quant_assets.settings import Settings
 
@@ -71,7 +72,7 @@ def build_cluster_walk_forward_defs(partitions: dg.PartitionsDefinition) -> tupl
               kinds={"duckdb", "parquet", "s3"}, io_manager_key=OBJECT_STORE_IO_MANAGER, op_tags=ON_WAREHOUSE_HOST,
               description="The window's plans and the feature and label rows its fits read, exported for the workers.")
     def walk_forward_inputs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output:
-        frames = object_store.export_fold_inputs(warehouse.get(), _window_start(context))
+        frames = remote.export_fold_inputs(warehouse.get(), _window_start(context))
         return dg.Output(frames, metadata={f"rows {table}": frame.num_rows for table, frame in frames.items()})
 
     fits = [dg.AssetKey(f"fit_{name}") for name in (*MODEL_NAMES, BASELINE)]
@@ -111,7 +112,7 @@ def _cluster_fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
               description=f"Out-of-sample distributional forecasts of {model_name} for the window, on a Celery worker.")
     def fit(context: dg.AssetExecutionContext, settings: SettingsResource, window_inputs) -> dg.Output:
         chosen = settings.get()
-        outputs, summary = object_store.fit_fold(window_inputs, model_name, _window_start(context), seed=chosen.seed,
+        outputs, summary = remote.fit_fold(window_inputs, model_name, _window_start(context), seed=chosen.seed,
                                                  models_home=chosen.models_home, tracking=chosen.tracking_store,
                                                  dagster_run_id=context.run_id)
         return dg.Output(outputs, metadata=as_dagster_metadata(summary))
@@ -126,7 +127,7 @@ def _cluster_fit_asset(model_name: str, partitions: dg.PartitionsDefinition):
         fs = object_store.filesystem(chosen.s3_endpoint_url)
         inputs, outputs = (object_store.read_frames(fs, _folder(chosen, key, context.partition_key))
                            for key in (INPUTS_KEY, dg.AssetKey(f"fit_{model_name}")))
-        violations = object_store.audit_fold(inputs, outputs, _window_start(context), model_name)
+        violations = remote.audit_fold(inputs, outputs, _window_start(context), model_name)
         return dg.AssetCheckResult(passed=not violations, metadata={"violations": dg.MetadataValue.json(violations)})
 
     return fit, [training_cutoff]

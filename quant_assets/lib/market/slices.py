@@ -19,7 +19,6 @@ from quant_assets.lib.market.adjustments import Restatement, find_restatement, s
 from quant_assets.lib.market.calendar import last_completed_day
 from quant_assets.lib.market.providers import ProviderConfig, fetch_onchain, fetch_prices
 from quant_assets.lib.market.providers.schema import ONCHAIN_SCHEMA, PRICE_SCHEMA, ValidationReport, validate_onchain, validate_prices
-from quant_assets.render.report import markdown_table
 from quant_assets.lib.storage.warehouse import Warehouse
 
 PRICE_KEY = ("symbol", "date")
@@ -194,5 +193,5 @@ def _price_summary(frame: pl.DataFrame) -> dict[str, object]:
         "first_date": str(frame["date"].min()),
         "last_date": str(frame["date"].max()),
         "sources": sorted(frame["source"].unique().to_list()),
-        "per_symbol": markdown_table(per_symbol.sort("symbol")),
+        "per_symbol": per_symbol.sort("symbol"),
     }

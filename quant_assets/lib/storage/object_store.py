@@ -1,10 +1,10 @@
 """The distributed profile's shared storage: what a walk-forward worker reads and writes, as Parquet on an object
 store (S3 API), so that a worker on any host needs neither the DuckDB warehouse file nor its lock.
 
-A window's inputs (its stored plans, and the feature and label rows its fits read) are exported once from the
-warehouse; a worker loads them into a private scratch warehouse and runs the same ``fit_and_store`` as a single
-machine, so its outputs are the single machine's to the bit; the outputs go back to the object store, and the
-warehouse imports them, reading the Parquet with DuckDB through an fsspec filesystem registered on its connection.
+A window's inputs are exported once from the warehouse (``walk_forward.remote``); a worker loads them into a private
+scratch warehouse (``scratch_warehouse``) and fits there; the outputs go back to the object store, and the warehouse
+imports them (``import_fold_outputs``), reading the Parquet with DuckDB through an fsspec filesystem registered on its
+connection.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quant_assets.lib.walk_forward.folds import audit_fit, fit_and_store, stored_plans
-from quant_assets.lib.walk_forward.tracking import TrackingStore
-from quant_assets.lib.walk_forward.training import panel_span
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 
 # A fold's inputs and outputs, each a table of the warehouse's contract stored as ``<table>.parquet``.
@@ -56,18 +53,6 @@ def read_frames(fs, folder: str) -> dict[str, pa.Table]:
     return frames
 
 
-def export_fold_inputs(warehouse: Warehouse, window_start: date) -> dict[str, pa.Table]:
-    """The stored plans of a window and the feature and label rows its fits read (``panel_span``), as Arrow."""
-    start, end = panel_span(stored_plans(warehouse, window_start))
-    rows_in_span = "SELECT * FROM {} WHERE date >= ? AND date < ?"
-    with warehouse.reader() as con:
-        return {
-            "forecasts.plans": con.sql("SELECT * FROM forecasts.plans WHERE window_start = ?", params=[window_start]).to_arrow_table(),
-            **{table: con.sql(rows_in_span.format(table), params=[start, end]).to_arrow_table()
-               for table in ("features.features", "labels.forward_returns")},
-        }
-
-
 @contextmanager
 def scratch_warehouse(frames: Frames) -> Iterator[Warehouse]:
     """A private warehouse in a temporary folder holding ``frames`` as its tables (types kept by Arrow)."""
@@ -80,24 +65,6 @@ def scratch_warehouse(frames: Frames) -> Iterator[Warehouse]:
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming_frame")
                 con.unregister("incoming_frame")
         yield warehouse
-
-
-def fit_fold(inputs: Frames, model_name: str, window_start: date, *, seed: int, models_home, tracking: TrackingStore,
-             dagster_run_id: str) -> tuple[dict[str, pa.Table], dict[str, object]]:
-    """``fit_and_store`` on a scratch warehouse holding the window's inputs: the fold's output tables and the fit's
-    summary. The models (under ``models_home``) and the MLflow run (``tracking``) are stored as on a single machine."""
-    with scratch_warehouse(inputs) as warehouse:
-        summary = fit_and_store(warehouse, model_name, window_start, seed=seed, models_home=models_home,
-                                tracking=tracking, dagster_run_id=dagster_run_id)
-        with warehouse.reader() as con:
-            outputs = {table: con.sql(f"SELECT * FROM {table}").to_arrow_table() for table in OUTPUT_TABLES}
-    return outputs, summary
-
-
-def audit_fold(inputs: Frames, outputs: Frames, window_start: date, model_name: str) -> list[str]:
-    """``audit_fit`` of a fold's stored fit records against the window's plans, without the warehouse."""
-    with scratch_warehouse({**inputs, **outputs}) as warehouse:
-        return audit_fit(warehouse, window_start, model_name)
 
 
 def import_fold_outputs(warehouse: Warehouse, fs, folders: Mapping[str, str], window_start: date) -> dict[str, int]:

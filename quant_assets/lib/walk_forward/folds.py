@@ -7,13 +7,18 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from quant_assets.render.report import markdown_table
-from quant_assets.lib.walk_forward.tracking import TrackingStore, complete_run, discard_run, reserve_run
-from quant_assets.lib.storage.model_store import copy_models, save_window_models
-from quant_assets.lib.walk_forward.training import FoldResult, load_panel, panel_span, run_fold, store_fold
-from quant_assets.lib.walk_forward.plan import (WindowPlan, WindowRules, audit_training_rows, eval_mask, plan_window,
-                                                training_mask)
 from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.lib.walk_forward.model_store import copy_models, save_window_models
+from quant_assets.lib.walk_forward.plan import (
+    WindowPlan,
+    WindowRules,
+    audit_training_rows,
+    eval_mask,
+    plan_window,
+    training_mask,
+)
+from quant_assets.lib.walk_forward.tracking import TrackingStore, complete_run, discard_run, reserve_run
+from quant_assets.lib.walk_forward.training import FoldResult, load_panel, panel_span, run_fold, store_fold
 
 LABELS_SQL = "SELECT * FROM labels.forward_returns ORDER BY symbol, date"
 
@@ -40,7 +45,7 @@ def plan_and_store(warehouse: Warehouse, rules: WindowRules, window_start: date,
     frame = pd.DataFrame(rows)
     warehouse.replace("forecasts.plans", frame, where={"window_start": window_start})
     return {"eval_rows": eval_rows, "train_rows": {r["horizon"]: r["train_rows"] for r in rows},
-            "table_summary": markdown_table(frame.drop(columns=["window_start", "window_end"]))}
+            "table_summary": frame.drop(columns=["window_start", "window_end"])}
 
 
 def stored_plans(warehouse: Warehouse, window_start: date) -> list[WindowPlan]:
@@ -112,7 +117,7 @@ def fit_and_store(warehouse: Warehouse, model_name: str, window_start: date, *, 
     )
     scores = result.scores[["horizon", "n", "ic", "rank_ic", "crps", "coverage_80", "brier"]].round(4)
     return {"mlflow_run_id": run_id, "dagster/row_count": len(result.predictions),
-            "seconds": round(float(fits["seconds"].sum()), 2), "skill": markdown_table(scores),
+            "seconds": round(float(fits["seconds"].sum()), 2), "skill": scores,
             "latest_train_label_end": {r.horizon: str(r.latest_train_label_end) for r in fits.itertuples()}}
 
 

@@ -11,19 +11,25 @@ reads the day's symbols over all of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import time
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.storage.model_store import load_window_models
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import Forecaster
-from quant_assets.lib.walk_forward.training import CONTEXT_DAYS, PREDICTION_COLUMNS, feature_frame, load_panel, predict_rows
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.walk_forward.model_store import load_window_models
+from quant_assets.lib.walk_forward.training import (
+    CONTEXT_DAYS,
+    PREDICTION_COLUMNS,
+    feature_frame,
+    load_panel,
+    predict_rows,
+)
 
 WindowModels = Mapping[str, Mapping[str, Forecaster]]
 

@@ -9,8 +9,8 @@ import pytest
 
 from quant_assets.lib.models import BASELINE, MODEL_NAMES, make_model
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, TARGET
-from quant_assets.lib.storage.model_store import load_window_models, models_folder, save_window_models
 from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.walk_forward.model_store import load_window_models, models_folder, save_window_models
 from quant_assets.lib.walk_forward.predict_daily import load_models, predict_day
 from quant_assets.lib.walk_forward.training import PREDICTION_COLUMNS
 from quant_assets_tests.support.panels import make_panel

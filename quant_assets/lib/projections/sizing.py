@@ -104,11 +104,8 @@ def sized_scenarios(scenarios: Scenarios, marginals: pd.DataFrame) -> tuple[Scen
     """
     shifted, factors = {}, {}
     for horizon in scenarios.horizons:
-        at_horizon = marginals[marginals["horizon"] == horizon].set_index("symbol")
-        missing = [s for s in scenarios.symbols if s not in at_horizon.index]
-        if missing:
-            raise ValueError(f"decide: no ensemble row at the horizon {horizon} for {', '.join(missing)}")
-        rows = at_horizon.loc[scenarios.symbols]
+        # simulate has checked that every symbol has a row at every horizon it simulated.
+        rows = marginals[marginals["horizon"] == horizon].set_index("symbol").loc[scenarios.symbols]
         sizing_mean = _column(rows, "sizing_mean", rows["mean"])
         prior = _column(rows, "sizing_prior", 0.0)
         uncertainty = _column(rows, "mean_uncertainty", 0.0)

@@ -83,7 +83,7 @@ def scenario_kelly(
     total = solution.sum()
     if total > max_total:
         solution *= max_total / total
-    # Below a cent on $10,000 a weight is solver noise (the CRRA objectives are of order 1, not of the growth).
+    # Below a cent on $10,000 a weight is solver noise (the CRRA solutions carry ~1e-7 of it).
     solution[solution < 1e-6] = 0.0
     weights[mask] = solution
     return weights

@@ -162,7 +162,7 @@ def backtest_view(con) -> dict[str, object]:
         if has_table(con, "projections.backtest_summary") else []
     held = _records(con.execute("""SELECT as_of, symbol, half_kelly_weight, kelly_weight, last_price
                                    FROM projections.allocations WHERE as_of = (SELECT max(as_of) FROM projections.allocations)
-                                   AND kelly_weight > 0 ORDER BY rank""")) \
+                                   AND (kelly_weight > 0 OR half_kelly_weight > 0) ORDER BY rank""")) \
         if has_table(con, "projections.allocations") else []
     return {"series": series, "summary": summary, "held": held}
 

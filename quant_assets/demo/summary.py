@@ -16,7 +16,8 @@ def _section(title: str, frame) -> str:
 
 def demo_summary(warehouse_path: Path, windows: list[str]) -> str:
     """Row counts of the contract tables; each model's skill against the baseline per horizon; the ensemble's
-    P10-P90 coverage over ``windows``; the decision backtest; and the Projector for $10,000."""
+    P10-P90 coverage over ``windows``; the decision backtest; and the Projector for $10,000 (its fractional-Kelly
+    (½) trades)."""
     from quant_assets.cli import project
 
     warehouse = Warehouse(warehouse_path)
@@ -33,10 +34,13 @@ def demo_summary(warehouse_path: Path, windows: list[str]) -> str:
                           skill_table(warehouse)))
     parts.append(_section(f"Ensemble P10-P90 coverage over the demo windows {windows[0]}..{windows[-1]} "
                           "(target 0.80; n = forecasts whose label is realized)", coverage_table(warehouse, windows)))
+    # The stored strategy key half_kelly holds the fractional-Kelly (CRRA) investor's results: named as it is here.
     parts.append(_section("Decision backtest, net of 10 bp per side (projections.backtest_summary)", warehouse.query(
-        "SELECT * FROM projections.backtest_summary ORDER BY strategy")))
+        """SELECT CASE strategy WHEN 'half_kelly' THEN 'fractional Kelly (½)' ELSE strategy END AS strategy,
+                  * EXCLUDE (strategy) FROM projections.backtest_summary ORDER BY projections.backtest_summary.strategy""")))
     columns, rows = project(DEMO_AMOUNT, warehouse_path)
-    parts.append(f"== Projector for ${DEMO_AMOUNT:,} (= SELECT * FROM projector({DEMO_AMOUNT}) = quant project {DEMO_AMOUNT})\n"
+    parts.append(f"== Projector for ${DEMO_AMOUNT:,}, fractional Kelly (½) "
+                 f"(= SELECT * FROM projector({DEMO_AMOUNT}) = quant project {DEMO_AMOUNT})\n"
                  f"{format_table(columns, rows)}\n")
     return "\n".join(parts)
 

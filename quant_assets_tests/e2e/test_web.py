@@ -113,4 +113,4 @@ def test_backtest_chart_renders(server, page):
     expect(page.locator("[data-testid=growth-chart] .recharts-line")).to_have_count(strategies)
     expect(page.locator("[data-testid=drawdown-chart] .recharts-line")).to_have_count(strategies)
     expect(page.locator("[data-testid=summary] tbody tr")).to_have_count(strategies)
-    expect(page.get_by_test_id("summary")).to_contain_text("Half Kelly")
+    expect(page.get_by_test_id("summary")).to_contain_text("Fractional Kelly (½)")

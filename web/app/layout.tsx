@@ -4,7 +4,7 @@ import Nav from "@/components/Nav";
 
 export const metadata: Metadata = {
   title: "quant_assets",
-  description: "Ranked half-Kelly trades with P10–P90 value bands, the decision backtest, your plays and ticker comparison.",
+  description: "Ranked fractional-Kelly (½) trades with P10–P90 value bands, the decision backtest, your plays and ticker comparison.",
 };
 
 export default function RootLayout({ children }: { children: React.ReactNode }) {

@@ -45,7 +45,7 @@ export default function ProjectorPage() {
   return (
     <>
       <h1>Projector</h1>
-      <p className="subtitle">How much would you put to work? The Projector sizes half-Kelly positions and shows where their value may be at four horizons.</p>
+      <p className="subtitle">How much would you put to work? The Projector sizes fractional-Kelly (½) positions and shows where their value may be at four horizons.</p>
       <div className="card">
         <form className="inline" onSubmit={submit}>
           <label>Amount (USD)

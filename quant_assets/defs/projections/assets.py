@@ -1,5 +1,5 @@
-"""Group ``projections``: the advice ledger (Monte Carlo bands, half-Kelly allocations and the trade plan per as-of
-day), the advice scorecard, and the decision backtest."""
+"""Group ``projections``: the advice ledger (Monte Carlo bands, fractional-Kelly allocations and the trade plan per
+as-of day), the advice scorecard, and the decision backtest."""
 
 from datetime import date
 
@@ -27,6 +27,7 @@ class SizingConfig(dg.Config):
     """Sizing choices a user may change at launch time."""
 
     horizon: str = "1m"
+    kelly_fraction: float = 0.5
     position_cap: float = 0.25
     min_confidence: float = 0.5
     n_scenarios: int = 10_000
@@ -35,7 +36,7 @@ class SizingConfig(dg.Config):
 
 def _policy(config: SizingConfig, seed: int) -> SizingPolicy:
     return SizingPolicy(horizon=config.horizon, cap=config.position_cap, min_confidence=config.min_confidence,
-                        n_scenarios=config.n_scenarios, seed=seed)
+                        n_scenarios=config.n_scenarios, seed=seed, kelly_fraction=config.kelly_fraction)
 
 
 def _metadata(summary: dict[str, object], **charts: bytes) -> dict[str, object]:
@@ -52,12 +53,14 @@ def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
         specs=[
             dg.AssetSpec("projections", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"numpy", "duckdb"},
                          automation_condition=FOLLOW_UPSTREAM,
-                         description="P10-P90 bands of log returns per symbol and for the half-Kelly portfolio, "
-                                     "4 horizons, one partition per as-of day (history kept)."),
+                         description="P10-P90 bands of log returns per symbol and for the fractional-Kelly "
+                                     "portfolio, 4 horizons, one partition per as-of day (history kept), from the "
+                                     "scenarios the weights were solved on."),
             dg.AssetSpec("allocations", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
                          automation_condition=FOLLOW_UPSTREAM,
-                         description="Scenario-Kelly and half-Kelly weights and the day's trade plan behind "
-                                     "projector(amount) / projector_at(amount, as_of)."),
+                         description="Full-Kelly and fractional-Kelly weights (f = ½ by default: the CRRA investor "
+                                     "of risk aversion 1/f) and the day's trade plan behind projector(amount) / "
+                                     "projector_at(amount, as_of)."),
         ],
         partitions_def=days,
     )
@@ -75,7 +78,7 @@ def build_projection_defs(settings: Settings) -> list[dg.AssetsDefinition]:
         metadata = _metadata(projection.summary, fan_chart=fan_chart_png(projection.bands))
         yield dg.MaterializeResult(asset_key="projections", metadata=metadata)
         yield dg.MaterializeResult(asset_key="allocations", metadata={
-            k: metadata[k] for k in ("as_of", "eligible", "weights", "invested_half_kelly")})
+            k: metadata[k] for k in ("as_of", "eligible", "weights", "kelly_fraction", "invested_fractional_kelly")})
 
     return [projections_and_allocations, advice_scorecard_asset, decision_backtest_asset]
 
@@ -94,7 +97,7 @@ def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResou
 
 @dg.asset(name="decision_backtest", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
           automation_condition=REFRESH_AFTER_UPSTREAM,
-          description="Half-Kelly vs full Kelly vs equal weight held window by window, net of costs (a window's "
+          description="Fractional Kelly (½) vs full Kelly vs equal weight held window by window, net of costs (a window's "
                       "Kelly problem is solved again only when its ensemble or sizing changed).")
 def decision_backtest_asset(config: SizingConfig, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     current = settings.get()

@@ -1,5 +1,6 @@
-"""One as-of day's step, from the ensemble to advice: load its inputs, project Monte Carlo bands and size
-scenario-Kelly allocations on them (pure), write the bands, allocations and trade plan."""
+"""One as-of day's step, from the ensemble to advice: load its inputs, size scenario-Kelly allocations on the sized
+Monte Carlo scenarios and take the bands from those same scenarios (pure), write the bands, allocations and trade
+plan."""
 
 from __future__ import annotations
 
@@ -109,14 +110,14 @@ def project_and_allocate(inputs: ProjectionInputs, policy: SizingPolicy) -> Proj
         return None
     marginals = latest_marginals(inputs)
     decision = decide(marginals, inputs.residuals, inputs.as_of, policy)
-    half = decision.half_kelly
-    band_frame = bands(decision.scenarios, weights=half).assign(as_of=inputs.as_of)
-    allocations = _allocation_rows(inputs.prices, decision, half)
+    # The bands are the quantiles of the scenarios the weights were solved on, the portfolio's of the advised weights.
+    band_frame = bands(decision.scenarios, weights=decision.fractional).assign(as_of=inputs.as_of)
+    allocations = _allocation_rows(inputs.prices, decision)
     portfolio = band_frame[band_frame["symbol"] == PORTFOLIO][["horizon", "p10", "p50", "p90", "prob_loss"]]
     summary = {
         "as_of": str(inputs.as_of), "ensemble_window": str(inputs.window), "scenarios": policy.n_scenarios,
         "candidates": len(decision.scenarios.symbols), "eligible": decision.eligible,
-        "invested_half_kelly": round(sum(half.values()), 4),
+        "kelly_fraction": policy.kelly_fraction, "invested_fractional_kelly": round(sum(decision.fractional.values()), 4),
         "weights": allocations[allocations["half_kelly_weight"] > 0][
             ["rank", "symbol", "confidence", "kelly_weight", "half_kelly_weight", f"expected_return_{policy.horizon}"]],
         "sizing_horizon": policy.horizon, "cap_binding_share": decision.cap_binding,
@@ -144,16 +145,18 @@ def project_day(warehouse: Warehouse, as_of: date, policy: SizingPolicy) -> Proj
     return projection
 
 
-def _allocation_rows(prices: pd.DataFrame, decision: Decision, half: dict[str, float]) -> pd.DataFrame:
+def _allocation_rows(prices: pd.DataFrame, decision: Decision) -> pd.DataFrame:
     prices = prices.set_index("symbol")
     confidence = decision.marginals[decision.marginals["horizon"] == decision.policy.horizon].set_index("symbol")["confidence"]
     rows = []
     for i, symbol in enumerate(decision.scenarios.symbols):
-        # At the sizing horizon, the shrunk expected return Kelly bet on; elsewhere the scenarios' mean.
-        expected = {f"expected_return_{h}": decision.expected_return[symbol] if h == decision.policy.horizon
-                    else float(np.expm1(decision.scenarios.returns[h][:, i]).mean()) for h in HORIZON_LABELS}
+        # The sized scenarios' mean: at the sizing horizon, the shrunk expected return the weights bet on.
+        expected = {f"expected_return_{h}": float(np.expm1(decision.scenarios.returns[h][:, i]).mean())
+                    for h in HORIZON_LABELS}
+        # half_kelly_weight keeps its stored name and holds the fractional-Kelly (CRRA, risk aversion 1/f) weight.
         rows.append({"as_of": decision.as_of, "symbol": symbol, "asset_class": prices.loc[symbol, "asset_class"],
                      "confidence": float(confidence.get(symbol, np.nan)), "kelly_weight": decision.kelly[symbol],
-                     "half_kelly_weight": half[symbol], "last_price": float(prices.loc[symbol, "last_price"]), **expected})
+                     "half_kelly_weight": decision.fractional[symbol],
+                     "last_price": float(prices.loc[symbol, "last_price"]), **expected})
     frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "confidence"], ascending=False, ignore_index=True)
     return frame.assign(rank=np.arange(1, len(frame) + 1))

@@ -1,5 +1,6 @@
 """The decision backtest: decide at each ensemble window's first session, hold until the next decision, and
-compare half-Kelly, full Kelly, equal weight and the index's buy-and-hold net of costs.
+compare fractional Kelly (stored as ``half_kelly``: the CRRA investor of risk aversion 1/f, f = ½ by default), full
+Kelly, equal weight and the index's buy-and-hold net of costs.
 
 Load (``load_backtest_inputs``: closes, each window's ensemble rows, the daily returns, the stored decisions),
 run on those frames (``run_decision_backtest``, pure), write (``write_decision_backtest``). A window's Kelly problem
@@ -16,7 +17,7 @@ import pandas as pd
 
 from quant_assets.lib.projections.backtest import held_backtest
 from quant_assets.lib.projections.day_step import ensemble_rows_at, residual_returns, residual_rows
-from quant_assets.lib.projections.sizing import SizingPolicy, decide, half_kelly_weights
+from quant_assets.lib.projections.sizing import SizingPolicy, decide
 from quant_assets.lib.storage.memo import content_key
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS, INDEX_SYMBOL
@@ -24,8 +25,9 @@ from quant_assets.lib.walk_forward.outcomes import ensure_columns
 
 BENCHMARK = "sp500_buy_hold"
 
-# A window's stored decision: its Kelly weights in the scenarios' symbol order, and the share of them at the cap.
-StoredDecision = tuple[dict[str, float], float]
+# A window's stored decision: its full- and fractional-Kelly weights in the scenarios' symbol order, and the share
+# of the full-Kelly ones at the cap.
+StoredDecision = tuple[dict[str, float], dict[str, float], float]
 
 
 @dataclass
@@ -106,10 +108,10 @@ def run_decision_backtest(inputs: BacktestInputs, policy: SizingPolicy, periods_
         status = "in_progress" if in_progress else ("complete" if consecutive or following is None else "before_gap")
         marginals, residuals = inputs.marginals[window], residual_returns(inputs.daily_returns, first)
         key = decision_inputs_key(marginals, residuals, first, policy)
-        kelly, binding = stored.get((window, key)) or _decide_anew(marginals, residuals, first, policy)
-        fresh[window] = (key, kelly, binding)
+        kelly, fractional, binding = stored.get((window, key)) or _decide_anew(marginals, residuals, first, policy)
+        fresh[window] = (key, kelly, fractional, binding)
         weights["full_kelly"].append(kelly)
-        weights["half_kelly"].append(half_kelly_weights(kelly))
+        weights["half_kelly"].append(fractional)
         weights["equal_weight"].append({s: 1.0 / len(kelly) for s in kelly})
         if BENCHMARK in weights:
             weights[BENCHMARK].append({INDEX_SYMBOL: 1.0})
@@ -142,6 +144,7 @@ def write_decision_backtest(warehouse: Warehouse, result: BacktestResult) -> Non
                                                      "gap_days_after": "INTEGER"})
         ensure_columns(con, "projections.backtest_summary", {"years_held": "DOUBLE", "gaps": "INTEGER",
                                                              "gap_days": "INTEGER", "in_progress_return": "DOUBLE"})
+        ensure_columns(con, "projections.backtest_decisions", {"half_kelly_weight": "DOUBLE"})
         replace_in(con, "projections.backtest", result.periods, None)
         replace_in(con, "projections.backtest_summary", result.strategies, None)
         replace_in(con, "projections.backtest_decisions", result.decisions, None)
@@ -155,23 +158,29 @@ def decision_inputs_key(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of:
 
 def _decide_anew(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy: SizingPolicy) -> StoredDecision:
     decision = decide(marginals, residuals, as_of, policy)
-    return decision.kelly, decision.cap_binding
+    return decision.kelly, decision.fractional, decision.cap_binding
 
 
 def _stored_decisions(rows: pd.DataFrame) -> dict[tuple[date, str], StoredDecision]:
     """The windows' Kelly weights from the last backtest, by window and inputs key: a window's decision is solved
-    again only when what it reads changed, so a daily backtest solves the new window's Kelly problem, not all."""
+    again only when what it reads changed, so a daily backtest solves the new window's Kelly problems, not all.
+    Rows stored before the fractional-Kelly weights were (no ``half_kelly_weight``) are solved again."""
+    if "half_kelly_weight" not in rows:
+        return {}
     rows = rows.sort_values(["window_start", "position"], kind="stable")
     return {(pd.Timestamp(window).date(), inputs): (dict(zip(group["symbol"], group["kelly_weight"].astype(float))),
+                                                    dict(zip(group["symbol"], group["half_kelly_weight"].astype(float))),
                                                     float(group["cap_binding"].iloc[0]))
             for (window, inputs), group in rows.groupby(["window_start", "inputs"], sort=False)}
 
 
-def _decision_rows(decisions: dict[date, tuple[str, dict[str, float], float]]) -> pd.DataFrame:
+def _decision_rows(decisions: dict[date, tuple[str, dict[str, float], dict[str, float], float]]) -> pd.DataFrame:
     rows = [{"window_start": window, "inputs": inputs, "position": i, "symbol": symbol, "kelly_weight": weight,
-             "cap_binding": binding}
-            for window, (inputs, kelly, binding) in decisions.items() for i, (symbol, weight) in enumerate(kelly.items())]
-    return pd.DataFrame(rows, columns=["window_start", "inputs", "position", "symbol", "kelly_weight", "cap_binding"])
+             "half_kelly_weight": fractional[symbol], "cap_binding": binding}
+            for window, (inputs, kelly, fractional, binding) in decisions.items()
+            for i, (symbol, weight) in enumerate(kelly.items())]
+    return pd.DataFrame(rows, columns=["window_start", "inputs", "position", "symbol", "kelly_weight", "half_kelly_weight",
+                                       "cap_binding"])
 
 
 def _decision_dates(con) -> pd.DataFrame:

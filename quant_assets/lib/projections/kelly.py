@@ -1,4 +1,10 @@
-"""Scenario Kelly sizing: long-only weights maximizing expected log growth over simulated returns."""
+"""Scenario Kelly sizing: long-only weights maximizing the expected utility of wealth over simulated returns.
+
+Full Kelly is log utility. Fractional Kelly f is the CRRA investor with relative risk aversion ``gamma = 1/f``,
+solved under the same constraints: for returns with mean ``mu`` and variance ``sigma^2`` it holds about
+``f mu / sigma^2``, less when the forecast volatility rises, and not ``f`` times a capped full-Kelly answer (which
+invests exactly ``f`` whenever full Kelly meets the budget, whatever the forecasts say).
+"""
 
 from __future__ import annotations
 
@@ -29,14 +35,18 @@ def scenario_kelly(
     cap: float = 0.25,
     max_total: float = 1.0,
     eligible: np.ndarray | None = None,
+    fraction: float = 1.0,
 ) -> np.ndarray:
-    """Weights ``w`` maximizing ``mean_s log(1 + w . R_s)`` with ``0 <= w_i <= cap`` and ``sum w <= max_total``.
+    """Weights ``w`` maximizing ``mean_s u(1 + w . R_s)`` with ``0 <= w_i <= cap`` and ``sum w <= max_total``.
 
-    ``simple_returns`` is n_scenarios x n_assets (simple returns, each > -1); ``eligible`` (boolean per
-    asset, default all) marks the assets that may be held, the others get 0. The rest of the capital is
-    cash at 0%. Solved as an exponential-cone program with CLARABEL (SCS if CLARABEL fails). When no eligible asset has a
-    positive mean return the answer is all zeros without solving: by Jensen, any long-only portfolio of
-    them has a non-positive expected log growth.
+    ``fraction`` is the Kelly fraction f in (0, 1]: ``u`` is the CRRA utility of relative risk aversion
+    ``gamma = 1/f``, ``log`` for full Kelly (f = 1) and ``W^(1 - gamma) / (1 - gamma)`` otherwise (for half Kelly,
+    ``-1/W``). ``simple_returns`` is n_scenarios x n_assets (simple returns, each > -1); ``eligible`` (boolean per
+    asset, default all) marks the assets that may be held, the others get 0. The rest of the capital is cash at
+    0%. Solved as a conic program (exponential cones for log, second-order cones otherwise) with CLARABEL (its
+    default tolerances, then SCS, when the tight ones fail). When no eligible asset has a positive mean return the
+    answer is all zeros without solving: by Jensen, any long-only portfolio of them has an expected utility at most
+    that of cash.
     """
     r = np.asarray(simple_returns, dtype="float64")
     if r.ndim != 2:
@@ -44,6 +54,8 @@ def scenario_kelly(
     n_scen, n_assets = r.shape
     if not (0 < cap <= 1) or not (0 < max_total <= 1):
         raise ValueError(f"scenario_kelly: cap and max_total must lie in (0, 1], got cap={cap}, max_total={max_total}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"scenario_kelly: the Kelly fraction must lie in (0, 1], got {fraction}")
     mask = np.ones(n_assets, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
     if mask.shape != (n_assets,):
         raise ValueError(f"scenario_kelly: eligible must have one flag per asset ({n_assets}), got shape {mask.shape}")
@@ -54,7 +66,7 @@ def scenario_kelly(
         raise ValueError("scenario_kelly: simple returns cannot fall below -1 (a loss beyond the stake)")
     weights = np.zeros(n_assets)
     # Negative-drift assets stay in the problem when some asset has positive drift: one that pays off
-    # when the rest lose can still earn weight as insurance under log utility.
+    # when the rest lose can still earn weight as insurance.
     if n_scen == 0 or not np.any(r[:, mask].mean(axis=0) > 0):
         return weights
     sub = r[:, mask]
@@ -62,8 +74,7 @@ def scenario_kelly(
     # Wealth as its own variable: with log(1 + R w) inline, CLARABEL stalls ("InsufficientProgress") on
     # some fat-tailed scenario sets that it solves at once in this form.
     wealth = cp.Variable(n_scen)
-    growth = cp.sum(cp.log(wealth)) / n_scen
-    problem = cp.Problem(cp.Maximize(growth), [wealth == 1.0 + sub @ w, w <= cap, cp.sum(w) <= max_total])
+    problem = cp.Problem(_objective(wealth, 1.0 / fraction), [wealth == 1.0 + sub @ w, w <= cap, cp.sum(w) <= max_total])
     _solve(problem)
     if problem.status not in _SOLVED or w.value is None:
         raise RuntimeError(f"scenario_kelly: no solver solved the Kelly problem (status {problem.status})")
@@ -72,14 +83,20 @@ def scenario_kelly(
     total = solution.sum()
     if total > max_total:
         solution *= max_total / total
-    solution[solution < 1e-7] = 0.0
+    # Below a cent on $10,000 a weight is solver noise (the CRRA solutions carry ~1e-7 of it).
+    solution[solution < 1e-6] = 0.0
     weights[mask] = solution
     return weights
 
 
-def half_kelly(weights: np.ndarray) -> np.ndarray:
-    """Half the Kelly weights: about three quarters of the growth for half the volatility."""
-    return np.asarray(weights, dtype="float64") / 2.0
+def _objective(wealth: cp.Variable, gamma: float) -> cp.Minimize | cp.Maximize:
+    """The mean CRRA utility of ``wealth`` (one value per scenario) as a cvxpy objective."""
+    if gamma == 1.0:
+        return cp.Maximize(cp.sum(cp.log(wealth)) / wealth.shape[0])
+    # For gamma > 1, maximizing mean W^(1-gamma) / (1-gamma) is minimizing sum W^(1-gamma), convex for W > 0. The
+    # sum, not the mean: with terms of 1/n, CLARABEL's static regularization leaves the weights ~1e-3 off.
+    utility = cp.inv_pos(wealth) if gamma == 2.0 else cp.power(wealth, 1.0 - gamma)
+    return cp.Minimize(cp.sum(utility))
 
 
 def shrink_expected_returns(mean, uncertainty) -> tuple[np.ndarray, np.ndarray, float]:

@@ -1,4 +1,4 @@
-"""The Projector: a DuckDB table macro turning a dollar amount into ranked half-Kelly trades with value bands.
+"""The Projector: a DuckDB table macro turning a dollar amount into ranked fractional-Kelly trades with value bands.
 
 It reads ``projections.trade_plan``, built per as-of day from ``projections.allocations`` and
 ``projections.bands`` (log returns): ``projector(amount)`` is the latest day's plan, ``projector_at(amount, as_of)``

@@ -1,6 +1,6 @@
 """The advice scorecard: every stored as-of day's advice against what happened once each horizon passed.
 
-For each recommended position (half-Kelly weight > 0) and for the portfolio (``PORTFOLIO``: the positions plus
+For each recommended position (fractional-Kelly weight, stored as ``half_kelly_weight``, > 0) and for the portfolio (``PORTFOLIO``: the positions plus
 cash at 0%), per horizon: the P10/P50/P90 the advice gave for the value of one dollar, the realized value once
 the horizon has ended, and whether it fell inside the P10-P90 band. Realized returns come from
 ``labels.forward_returns`` at the last session at or before the as-of day (the entry the advice priced), so a

@@ -1,4 +1,5 @@
-"""One day's step on its loaded inputs alone: the bands and allocations the warehouse got, and the day's refusals."""
+"""One day's step on its loaded inputs alone: the bands and allocations the warehouse got, the one distribution they
+share, and the day's refusals."""
 
 import dataclasses
 from datetime import timedelta
@@ -7,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.lib.projections.day_step import STALE_DAYS, project_and_allocate
-from quant_assets.lib.projections.montecarlo import PORTFOLIO
+from quant_assets.lib.models.base import QUANTILE_COLUMNS
+from quant_assets.lib.projections.day_step import STALE_DAYS, latest_marginals, project_and_allocate
+from quant_assets.lib.projections.kelly import scenario_kelly
+from quant_assets.lib.projections.montecarlo import PORTFOLIO, simulate
+from quant_assets.lib.projections.sizing import decide
 from quant_assets_tests.lib.projections.conftest import SURFACE_POLICY
 
 
@@ -29,8 +33,10 @@ def test_the_days_bands_and_allocations_come_from_its_loaded_frames_as_the_wareh
     pd.testing.assert_frame_equal(summary["weights"].reset_index(drop=True),
                                   held[summary["weights"].columns].reset_index(drop=True))
     assert summary["table_summary"]["horizon"].tolist() == ["1w", "1m", "3m", "1y"]
-    assert set(summary["eligible"]) == set(held["symbol"])
-    assert summary["invested_half_kelly"] == pytest.approx(held["half_kelly_weight"].sum(), abs=1e-4)
+    kelly_held = projection.allocations[projection.allocations["kelly_weight"] > 0]
+    assert set(summary["eligible"]) == set(kelly_held["symbol"]) and set(held["symbol"]) <= set(summary["eligible"])
+    assert summary["kelly_fraction"] == 0.5
+    assert summary["invested_fractional_kelly"] == pytest.approx(held["half_kelly_weight"].sum(), abs=1e-4)
     assert not any(isinstance(v, bytes) for v in summary.values())
     assert PORTFOLIO in set(projection.bands["symbol"])
 
@@ -43,3 +49,39 @@ def test_a_day_without_a_session_gives_nothing_and_stale_or_missing_forecasts_ar
         project_and_allocate(later, SURFACE_POLICY)
     with pytest.raises(ValueError, match="no ensemble for a window containing"):
         project_and_allocate(dataclasses.replace(inputs, window=None), SURFACE_POLICY)
+
+
+def test_the_bands_shown_are_those_of_the_scenarios_the_weights_were_solved_on(surface):
+    # Sizing means a fifth of a std above the ensemble's means at every horizon, known exactly (no shrinkage): the
+    # sized scenarios sit off the raw simulation, and the bands must follow them, not the raw ensemble.
+    inputs = dataclasses.replace(surface.projection, marginals=surface.projection.marginals.assign(
+        sizing_mean=lambda f: f["mean"] + 0.2 * f["std"], sizing_prior=0.0, mean_uncertainty=0.0))
+    projection = project_and_allocate(inputs, SURFACE_POLICY)
+    marginals = latest_marginals(inputs)
+    decision = decide(marginals, inputs.residuals, inputs.as_of, SURFACE_POLICY)
+    raw = simulate(marginals[["symbol", "horizon", *QUANTILE_COLUMNS]], inputs.residuals,
+                   n_scenarios=SURFACE_POLICY.n_scenarios, seed=SURFACE_POLICY.seed)
+    allocations = projection.allocations.set_index("symbol")
+    rows = marginals.set_index(["symbol", "horizon"])
+    symbols = decision.scenarios.symbols
+    for band in projection.bands[projection.bands["symbol"] != PORTFOLIO].itertuples():
+        sized = decision.scenarios.returns[band.horizon][:, symbols.index(band.symbol)]
+        row = rows.loc[(band.symbol, band.horizon)]
+        assert band.p50 == pytest.approx(np.median(sized), abs=1e-15)
+        assert np.quantile(sized, 0.9) == pytest.approx(band.p90, abs=1e-15)
+        # Shifted to the sizing mean at every horizon, so the P50 moved off the raw simulation's by the shift.
+        assert np.log(np.exp(sized).mean()) == pytest.approx(row["sizing_mean"] + row["std"] ** 2 / 2, abs=1e-12)
+        assert band.p50 - np.median(raw.returns[band.horizon][:, symbols.index(band.symbol)]) == pytest.approx(
+            sized[0] - raw.returns[band.horizon][0, symbols.index(band.symbol)], abs=1e-12)
+        assert abs(sized[0] - raw.returns[band.horizon][0, symbols.index(band.symbol)]) > 0.1 * row["std"]
+        assert allocations.loc[band.symbol, f"expected_return_{band.horizon}"] == pytest.approx(np.expm1(sized).mean())
+    # The advised weights are the fractional-Kelly solution on those scenarios, and the portfolio band is theirs.
+    weights = allocations["half_kelly_weight"].reindex(symbols).to_numpy()
+    held = [symbols.index(s) for s in decision.eligible]
+    solved = scenario_kelly(np.expm1(decision.scenarios.returns[SURFACE_POLICY.horizon][:, held]),
+                            cap=SURFACE_POLICY.cap, fraction=SURFACE_POLICY.kelly_fraction)
+    np.testing.assert_allclose(weights[held], solved, atol=1e-12)
+    assert weights.sum() > 0
+    for band in projection.bands[projection.bands["symbol"] == PORTFOLIO].itertuples():
+        portfolio = np.log1p(np.expm1(decision.scenarios.returns[band.horizon]) @ weights)
+        np.testing.assert_allclose([band.p10, band.p50, band.p90], np.quantile(portfolio, [0.1, 0.5, 0.9]), atol=1e-15)

@@ -6,7 +6,7 @@ import { ErrorLine, FreshnessLine, SyntheticNotice } from "@/components/Notice";
 import { api, BacktestResponse, num, pct } from "@/components/api";
 
 const COLORS: Record<string, string> = { half_kelly: "#2563eb", full_kelly: "#f59e0b", equal_weight: "#64748b", sp500_buy_hold: "#10b981" };
-const NAMES: Record<string, string> = { half_kelly: "Half Kelly", full_kelly: "Full Kelly", equal_weight: "Equal weight", sp500_buy_hold: "S&P 500 buy and hold" };
+const NAMES: Record<string, string> = { half_kelly: "Fractional Kelly (½)", full_kelly: "Full Kelly", equal_weight: "Equal weight", sp500_buy_hold: "S&P 500 buy and hold" };
 
 export default function BacktestPage() {
   const [data, setData] = useState<BacktestResponse | null>(null);
@@ -39,14 +39,14 @@ export default function BacktestPage() {
   return (
     <>
       <h1>Decision backtest</h1>
-      <p className="subtitle">Each window holds the portfolio recommended on its first day, net of 10 bp per side: half Kelly against full Kelly, equal weight and the S&P 500 held throughout. The period in progress is marked at the latest prices above the charts.</p>
+      <p className="subtitle">Each window holds the portfolio recommended on its first day, net of 10 bp per side: fractional Kelly (½) against full Kelly, equal weight and the S&P 500 held throughout. The period in progress is marked at the latest prices above the charts.</p>
       <ErrorLine message={error} />
       {data ? (
         <>
           <SyntheticNotice symbols={synthetic} />
           {data.open_period ? (
             <div className="kpis">
-              <div className="kpi"><div className="label">Open period since {data.open_period.since} · half Kelly</div>
+              <div className="kpi"><div className="label">Open period since {data.open_period.since} · fractional Kelly (½)</div>
                 <div className={`value ${data.open_period.half_kelly_return >= 0 ? "pos" : "neg"}`}>{pct(data.open_period.half_kelly_return, 2)}</div></div>
               <div className="kpi"><div className="label">Open period · full Kelly</div>
                 <div className={`value ${data.open_period.full_kelly_return >= 0 ? "pos" : "neg"}`}>{pct(data.open_period.full_kelly_return, 2)}</div></div>

@@ -149,7 +149,7 @@ def _fail(message: str, status: int) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    parser = _OneLineParser(prog="quant", description="Ranked half-Kelly trades and P10-P90 value bands; your plays.")
+    parser = _OneLineParser(prog="quant", description="Ranked fractional-Kelly (½) trades and P10-P90 value bands; your plays.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     proj = commands.add_parser("project", help="what to do with AMOUNT dollars")
     proj.add_argument("amount", help="dollars to allocate, e.g. 10000")

@@ -49,9 +49,23 @@ def test_macro_lines_add_up_to_the_cent_and_follow_the_latest_allocations(tmp_pa
     con = duckdb.connect(str(path), read_only=True)
     frame = con.execute("SELECT * FROM projector(1000.01)").df()
     assert frame["symbol"].tolist() == ["AAPL", "BTC", "CASH", "TOTAL"]
-    assert frame["dollars"].tolist()[:2] == [333.34, 333.34]
+    # Positions are rounded down to the cent; cash takes the rest.
+    assert frame["dollars"].tolist()[:2] == [333.33, 333.33]
     assert round(frame["dollars"].iloc[:3].sum(), 2) == frame.loc[3, "dollars"] == 1000.01
-    assert frame.loc[2, "weight"] == round(333.33 / 1000.01, 4)
+    assert frame.loc[2, "weight"] == round(333.35 / 1000.01, 4)
+
+
+def test_a_fully_invested_book_never_shows_negative_cash(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    seed_projections(path)
+    with Warehouse(path).writer() as con:
+        con.execute("UPDATE projections.allocations SET half_kelly_weight = CASE symbol WHEN 'JNJ' THEN 0.0 ELSE 0.5 END")
+        install_projector(con, AS_OF)
+    con = duckdb.connect(str(path), read_only=True)
+    frame = con.execute("SELECT * FROM projector(10000.03)").df().set_index("symbol")
+    # Rounded to the nearest cent, 5,000.015 twice would be 10,000.04: a cent more than the amount.
+    assert frame.loc[["AAPL", "BTC"], "dollars"].tolist() == [5000.01, 5000.01]
+    assert frame.loc["CASH", "dollars"] == 0.01 and frame.loc["TOTAL", "dollars"] == 10000.03
 
 
 def test_cli_table_and_json_match_the_macro(tmp_path):

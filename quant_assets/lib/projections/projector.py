@@ -69,15 +69,16 @@ checked AS (
         THEN error('{name}: {_BAD_AMOUNT}')
 {f"        WHEN count(*) = 0 THEN error({missing})" if missing else ""}
         ELSE CAST(amount AS DOUBLE) END AS amount,
-        -- Positions are rounded to the cent and cash takes the rest, so the lines add up to the amount exactly.
-        sum(CASE WHEN rank IS NOT NULL THEN round(CAST(amount AS DOUBLE) * weight, 2) END) AS invested
+        -- Positions are rounded down to the cent (after a micro-dollar rounding against float noise) and cash takes
+        -- the rest, so the lines add up to the amount exactly and cash is never negative on a fully invested book.
+        sum(CASE WHEN rank IS NOT NULL THEN floor(round(CAST(amount AS DOUBLE) * weight, 6) * 100) / 100 END) AS invested
     FROM plan
 ),
 sized AS (
     SELECT t.*, c.amount, CASE t.line
         WHEN {_CASH_LINE} THEN round(c.amount - coalesce(c.invested, 0.0), 2)
         WHEN {_TOTAL_LINE} THEN round(c.amount, 2)
-        ELSE round(c.amount * t.weight, 2) END AS dollars
+        ELSE floor(round(c.amount * t.weight, 6) * 100) / 100 END AS dollars
     FROM plan t, checked c
 )
 SELECT rank, symbol, asset_class, side, round(confidence, 4) AS confidence,

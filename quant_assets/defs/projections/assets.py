@@ -5,6 +5,7 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from quant_assets.defs.automation import FOLLOW_UPSTREAM, REFRESH_AFTER_UPSTREAM
 from quant_assets.defs.ensemble.assets import ENSEMBLE_KEY
@@ -24,14 +25,14 @@ PERIODS_PER_YEAR = {"weekly": 52.0, "monthly": 12.0, "quarterly": 4.0}
 
 
 class SizingConfig(dg.Config):
-    """Sizing choices a user may change at launch time."""
+    """Sizing choices a user may change at launch time; the defaults are the sizing policy's own."""
 
-    horizon: str = "1m"
-    kelly_fraction: float = 0.5
-    position_cap: float = 0.25
-    min_confidence: float = 0.5
-    n_scenarios: int = 10_000
-    cost_bp: float = 10.0
+    horizon: str = Field(SizingPolicy.horizon, description="the horizon the weights are solved at (1w, 1m, 3m, 1y)")
+    kelly_fraction: float = Field(SizingPolicy.kelly_fraction, description="f: the CRRA investor of risk aversion 1/f")
+    position_cap: float = Field(SizingPolicy.cap, description="the largest weight of one position")
+    min_confidence: float = Field(SizingPolicy.min_confidence, description="the probability of a gain a position needs")
+    n_scenarios: int = Field(SizingPolicy.n_scenarios, description="Monte Carlo scenarios per horizon")
+    cost_bp: float = Field(10.0, description="the backtest's trading cost per side, in basis points")
 
 
 def _policy(config: SizingConfig, seed: int) -> SizingPolicy:

@@ -207,6 +207,31 @@ def _default_windows_end(settings: Settings) -> date:
     return _first_of_next_month(settings.clock_today)
 
 
+class RebalanceSettings(BaseSettings):
+    """The person's trading terms for ``quant rebalance`` and /api/rebalance (``QUANT_REBALANCE_*``); a broker's
+    usual costs by default. The CLI's options and the API's query parameters override them one by one."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANT_REBALANCE_", extra="ignore")
+
+    cost_bp: float = Field(default=5.0, description="proportional cost per trade, basis points of its dollars")
+    min_fee: float = Field(default=1.0, description="the smallest fee one order pays, dollars")
+    min_trade: float = Field(default=25.0, description="the smallest order, dollars")
+    tolerance: float = Field(default=0.02, description="no-trade band: a weight within ± this of its target stays")
+    turnover_cap: float = Field(default=1.0, description="the largest sum of |weight changes| (2 = sell all, buy anew)")
+    fractional_shares: bool = Field(default=False, description="equities in fractions of a share (crypto always is)")
+
+    def terms(self, **overrides: object):
+        """The lib's ``TradingTerms``, with ``overrides`` (names of these settings) in place of the values read;
+        ``RebalanceError`` naming an unknown setting."""
+        from quant_assets.lib.projections.rebalance import RebalanceError, TradingTerms
+
+        unknown = sorted(set(overrides) - set(type(self).model_fields))
+        if unknown:
+            raise RebalanceError(f"unknown rebalance setting {', '.join(unknown)}; the settings are "
+                                 f"{', '.join(type(self).model_fields)}")
+        return TradingTerms(**(self.model_dump() | {k: v for k, v in overrides.items() if v is not None}))
+
+
 def get_settings() -> Settings:
     """Settings read fresh from the environment (tests change it between calls)."""
     return Settings()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from quant_assets.lib.projections.montecarlo import PORTFOLIO, bands
 from quant_assets.lib.projections.projector import install_projector
+from quant_assets.lib.projections.rebalance_book import SCENARIOS, scenario_rows
 from quant_assets.lib.projections.sizing import Decision, SizingPolicy, decide
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS
@@ -45,6 +46,8 @@ class Projection:
     bands: pd.DataFrame
     allocations: pd.DataFrame
     summary: dict[str, object]
+    # The sized scenarios at the sizing horizon, which a rebalance solves its cost-aware target on (None: not kept).
+    scenarios: pd.DataFrame | None = None
 
 
 def residual_returns(daily_returns: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -125,7 +128,11 @@ def project_and_allocate(inputs: ProjectionInputs, policy: SizingPolicy) -> Proj
         "table_summary": portfolio,
         "uncorrelated_symbols": decision.scenarios.uncorrelated,
     }
-    return Projection(band_frame, allocations, summary)
+    horizon = policy.horizon
+    scenarios = scenario_rows(inputs.as_of, horizon, decision.scenarios.symbols,
+                              np.expm1(decision.scenarios.returns[horizon]), decision.eligible, policy.cap,
+                              policy.max_total, policy.kelly_fraction)
+    return Projection(band_frame, allocations, summary, scenarios)
 
 
 def write_projection(warehouse: Warehouse, as_of: date, projection: Projection) -> None:
@@ -133,6 +140,8 @@ def write_projection(warehouse: Warehouse, as_of: date, projection: Projection) 
     with warehouse.writer() as con:
         replace_in(con, "projections.bands", projection.bands, {"as_of": as_of})
         replace_in(con, "projections.allocations", projection.allocations, {"as_of": as_of})
+        if projection.scenarios is not None:
+            replace_in(con, SCENARIOS, projection.scenarios, {"as_of": as_of})
         install_projector(con, as_of)
 
 

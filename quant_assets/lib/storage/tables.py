@@ -83,6 +83,14 @@ DDL: dict[str, str] = {
             play_id BIGINT NOT NULL PRIMARY KEY, symbol VARCHAR NOT NULL, shares DOUBLE NOT NULL,
             entry_price DOUBLE NOT NULL, entry_date DATE NOT NULL, note VARCHAR,
             created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)""",
+    # Per as-of day, each candidate's sized simple returns at the sizing horizon (the scenarios the weights were
+    # solved on, in order) and the advice's constraints: what a rebalance solves its cost-aware target on.
+    "projections.sizing_scenarios": """
+        CREATE TABLE IF NOT EXISTS projections.sizing_scenarios (
+            as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL, eligible BOOLEAN NOT NULL,
+            position_cap DOUBLE NOT NULL, max_total DOUBLE NOT NULL, kelly_fraction DOUBLE NOT NULL,
+            simple_returns DOUBLE[] NOT NULL,
+            PRIMARY KEY (as_of, symbol))""",
     "projections.scorecard": """
         CREATE TABLE IF NOT EXISTS projections.scorecard (
             as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL, weight DOUBLE,

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from quant_assets import paths
+from quant_assets.book_commands import BookNotReady
 from quant_assets.lib.projections.projector import AmountError, parse_amount, projector_columns
+from quant_assets.lib.projections.rebalance import RebalanceError
+from quant_assets.lib.projections.rebalance_book import NoAdvice, parse_cash
 from quant_assets.render.report import format_table
 
 EXIT_BAD_INPUT = 2
@@ -19,6 +22,8 @@ EXIT_NOT_READY = 1
 EXIT_INTERRUPTED = 130
 # How long a person waits for a running write before being told to try again (QUANT_CLI_WAIT_SECONDS).
 DEFAULT_WAIT_SECONDS = 30.0
+# The trading terms a command line may override (defaults: QUANT_REBALANCE_*, see quant_assets/settings.py).
+TERM_OPTIONS = ("cost_bp", "min_fee", "min_trade", "tolerance", "turnover_cap", "fractional_shares")
 
 
 class NotReadyError(RuntimeError):
@@ -112,6 +117,30 @@ def backup_home(home: Path, folder: Path | None) -> list[Path]:
     return copies
 
 
+def _rebalance_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {name: getattr(args, name) for name in TERM_OPTIONS}
+
+
+def _print_rebalance(lines, summary: dict, as_json: bool) -> None:
+    if as_json:
+        records = [{k: (None if v != v else v) for k, v in row.items()} for row in lines.to_dict("records")]
+        print(json.dumps({"summary": summary, "lines": records}, indent=2, default=str))
+        return
+    shown = ["symbol", "shares_held", "last_price", "current_weight", "target_weight", "drift", "side", "shares",
+             "dollars", "cost", "weight_after", "note"]
+    print(f"Rebalance toward the advice of {summary['as_of']} ({summary['horizon']} sizing), "
+          f"cash added ${summary['cash_added']:,.2f}")
+    print(format_table(shown, [tuple(None if v != v else v for v in row) for row in lines[shown].itertuples(index=False)]))
+    terms = summary["terms"]
+    print(f"costs: {terms['cost_bp']:g} bp, minimum fee ${terms['min_fee']:,.2f}, minimum trade ${terms['min_trade']:,.2f}; "
+          f"tolerance ±{terms['tolerance']:.1%}; turnover cap {terms['turnover_cap']:g}"
+          f"{' (binds)' if summary['turnover_cap_binds'] else ''}")
+    print(f"cost paid ${summary['total_cost']:,.2f}; expected growth gained ${summary['expected_growth_gained']:,.2f} "
+          f"(certainty equivalent at {summary['horizon']}); cash left ${summary['cash_left']:,.2f}")
+    if summary["uncovered_symbols"]:
+        print(f"kept as held, not covered by the advice: {', '.join(summary['uncovered_symbols'])}")
+
+
 def _wait_seconds() -> float:
     text = os.environ.get("QUANT_CLI_WAIT_SECONDS", "")
     try:
@@ -129,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``quant``; every failure is one line on stderr and exit status 2 (bad input) or 1 (not ready)."""
     try:
         return _run(argv)
-    except (AmountError, UsageError) as error:
+    except (AmountError, UsageError, RebalanceError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
-    except NotReadyError as error:
+    except (NotReadyError, BookNotReady, NoAdvice) as error:
         return _fail(str(error), EXIT_NOT_READY)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
@@ -161,7 +190,10 @@ def _run(argv: list[str] | None) -> int:
     load.add_argument("file", type=Path)
     saved = commands.add_parser("backup", help="copy the warehouse and your plays, each under its writer lock")
     saved.add_argument("--to", type=Path, help="folder for the copies (default $QUANT_HOME/backups/<time>)")
+    _add_book_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in ("rebalance", "alerts", "export"):
+        return _run_book_command(args)
     if args.command == "plays" and args.action == "export":
         sys.stdout.write(export_plays(paths.home()))
         return 0
@@ -180,6 +212,62 @@ def _run(argv: list[str] | None) -> int:
         print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, default=str))
     else:
         print(format_table(columns, rows))
+    return 0
+
+
+def _add_book_commands(commands) -> None:
+    rebalance = commands.add_parser("rebalance", help="the trades that move your plays toward the day's target")
+    export = commands.add_parser("export", help="the trades as CSV, the advice ledger and scorecard as Parquet")
+    for command in (rebalance, export):
+        command.add_argument("--cash", default="0", help="dollars added to the book (negative: withdrawn); default 0")
+        command.add_argument("--cost-bp", type=float, help="cost per trade in basis points")
+        command.add_argument("--min-fee", type=float, help="the smallest fee of one order, dollars")
+        command.add_argument("--min-trade", type=float, help="the smallest order, dollars")
+        command.add_argument("--tolerance", type=float, help="no-trade band in weight, e.g. 0.02")
+        command.add_argument("--turnover-cap", type=float, help="the largest sum of |weight changes|, 0 to 2")
+        command.add_argument("--fractional-shares", action=argparse.BooleanOptionalAction, default=None,
+                             help="equities in fractions of a share (crypto always is)")
+    rebalance.add_argument("--as-of", type=_iso_day, help="rebalance toward an earlier day's advice (YYYY-MM-DD)")
+    rebalance.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    export.add_argument("--to", type=Path, help="folder for the files (default $QUANT_HOME/exports/<time>)")
+    alerts = commands.add_parser("alerts", help="held positions outside their P10-P90 band; drift beyond tolerance")
+    alerts.add_argument("--tolerance", type=float, help="the drift allowed, in weight (default QUANT_REBALANCE_TOLERANCE)")
+    alerts.add_argument("--json", action="store_true", help="print JSON instead of lines")
+
+
+def _iso_day(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD") from None
+
+
+def _run_book_command(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from quant_assets import book_commands
+
+    home = paths.home()
+    if args.command == "alerts":
+        tolerance = book_commands.trading_terms({"tolerance": args.tolerance}).tolerance
+        found = book_commands.book_alerts(home, tolerance, _wait_seconds())
+        if args.json:
+            print(json.dumps(found, indent=2, default=str))
+        else:
+            print("\n".join(a["message"] for a in found) if found else "no alerts: every held position is inside its "
+                  f"band and within ±{tolerance:.1%} of the advised weight")
+        return 0
+    terms = book_commands.trading_terms(_rebalance_overrides(args))
+    cash = parse_cash(args.cash)
+    if args.command == "export":
+        folder = args.to or home / "exports" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        for written in book_commands.export(home, folder, cash, terms, _wait_seconds()):
+            print(written)
+        return 0
+    lines, summary = book_commands.rebalance_book(home, cash, args.as_of, terms, _wait_seconds())
+    _print_rebalance(lines, summary, args.json)
     return 0
 
 

@@ -13,8 +13,9 @@ so a trade is made only when the utility it adds pays for its cost. The minimum 
 shares are not convex; ``round_trades`` applies them afterwards, in this order:
 
 1. the no-trade band: a position whose current weight is within ± tolerance of its target is left alone;
-2. sells (largest first) are rounded up to a whole share (crypto, or equities when fractional shares are allowed: up
-   to a millionth), never beyond the shares held; a target of zero sells everything;
+2. sells (largest first) are rounded to the nearest whole share (crypto, or equities when fractional shares are
+   allowed: to a millionth), up when cash is withdrawn so that the sells fund it, never beyond the shares held; a
+   target of zero sells everything;
 3. buys (largest first) are rounded down the same way and reduced until the order plus its fee fits the cash on hand
    (the cash added plus what the sells freed, net of their fees): the cash is never overspent;
 4. an order below the minimum trade size is dropped; each order pays max(minimum fee, cost bp × dollars).
@@ -134,11 +135,11 @@ def _step(asset_class: str, terms: TradingTerms) -> float | None:
     return FRACTION_STEP if asset_class == "crypto" or terms.fractional_shares else None
 
 
-def _round(shares: float, step: float | None, up: bool) -> float:
-    if step is None:
-        return float(math.ceil(shares - 1e-9) if up else math.floor(shares + 1e-9))
-    units = shares / step
-    return float((math.ceil(units - 1e-6) if up else math.floor(units + 1e-6)) * step)
+def _round(shares: float, step: float | None, how: str) -> float:
+    """``shares`` rounded ``how`` ('up', 'down' or 'nearest') to whole shares (``step`` None) or to ``step``."""
+    units = shares / (step or 1.0)
+    rounded = {"up": math.ceil(units - 1e-6), "down": math.floor(units + 1e-6), "nearest": math.floor(units + 0.5)}[how]
+    return float(rounded * (step or 1.0))
 
 
 def round_trades(book: pd.DataFrame, cash_added: float, terms: TradingTerms) -> tuple[pd.DataFrame, float]:
@@ -154,17 +155,18 @@ def round_trades(book: pd.DataFrame, cash_added: float, terms: TradingTerms) -> 
     inside = gap.abs() <= terms.tolerance + 1e-12
     out.loc[inside & (gap.abs() > WEIGHT_NOISE), "note"] = f"within ±{terms.tolerance:.1%} of target: no trade"
     cash = float(cash_added)
+    sell_rounding = "up" if cash_added < 0 else "nearest"
     for selling in (True, False):
         wanted = out.index[~inside & ((gap < -WEIGHT_NOISE) if selling else (gap > WEIGHT_NOISE))]
         for i in sorted(wanted, key=lambda j: -abs(gap[j])):
             price, held, step = out.at[i, "last_price"], out.at[i, "shares_held"], _step(out.at[i, "asset_class"], terms)
             shares = abs(gap[i]) * total / price
             if selling:
-                shares = held if out.at[i, "target_weight"] <= WEIGHT_NOISE else min(held, _round(shares, step, up=True))
+                shares = held if out.at[i, "target_weight"] <= WEIGHT_NOISE else min(held, _round(shares, step, sell_rounding))
             else:
                 # The largest order whose dollars plus fee fit the cash: x + max(min_fee, r x) <= cash.
                 affordable = max(0.0, min(cash - terms.min_fee, cash / (1 + terms.cost_rate))) / price
-                shares = _round(min(shares, affordable), step, up=False)
+                shares = _round(min(shares, affordable), step, "down")
                 if shares * price < abs(gap[i]) * total - price - 1e-9:
                     out.at[i, "note"] = "limited by the cash on hand"
             dollars = shares * price

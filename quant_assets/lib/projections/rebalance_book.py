@@ -24,6 +24,10 @@ LINE_COLUMNS = ["symbol", "asset_class", "covered", "shares_held", "last_price",
                 "weight_after", "note"]
 
 
+class NoAdvice(LookupError):
+    """The warehouse holds no sizing scenarios for the day asked (or for any day yet)."""
+
+
 @dataclass(frozen=True)
 class DayAdvice:
     """One as-of day's sized scenarios at the sizing horizon and the advice's constraints on them."""
@@ -53,15 +57,16 @@ def scenario_rows(as_of: date, horizon: str, symbols: list[str], simple_returns:
 
 def load_day_advice(con, as_of: date | None) -> DayAdvice:
     """The stored sizing scenarios of ``as_of`` (None: the latest day) joined to that day's allocations;
-    ``RebalanceError`` when that day has none."""
+    ``NoAdvice`` when that day has none."""
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'projections' "
                          "AND table_name = 'sizing_scenarios'").fetchone()[0]
     if not exists:
-        raise RebalanceError("no sizing scenarios stored yet; materialize the projections partition of a day")
+        raise NoAdvice("no sizing scenarios stored yet; materialize the projections partition of a day")
     day = con.execute(f"SELECT max(as_of) FROM {SCENARIOS}" + (" WHERE as_of = ?" if as_of else ""),
                       [as_of] if as_of else []).fetchone()[0]
     if day is None:
-        raise RebalanceError(f"no advice stored for {as_of}" if as_of else "no sizing scenarios stored yet")
+        raise NoAdvice(f"no advice with sizing scenarios stored for {as_of}" if as_of else
+                       "no sizing scenarios stored yet; materialize the projections partition of a day")
     rows = con.execute(f"""
         SELECT s.symbol, a.asset_class, a.last_price, s.eligible, a.half_kelly_weight, s.simple_returns, s.horizon,
                s.position_cap, s.max_total, s.kelly_fraction
@@ -73,8 +78,15 @@ def load_day_advice(con, as_of: date | None) -> DayAdvice:
                      np.column_stack([np.asarray(r[5], dtype="float64") for r in rows]), first[7], first[8], first[9])
 
 
-def parse_cash(value: float) -> float:
-    """The cash added (negative: withdrawn), or ``RebalanceError`` saying why it is refused."""
+def parse_cash(value: float | str) -> float:
+    """The cash added (negative: withdrawn), from a number or the text a person typed (``$1,000``), or
+    ``RebalanceError`` saying why it is refused."""
+    if isinstance(value, str):
+        text = value.strip().replace(",", "").replace("_", "").replace("$", "")
+        try:
+            value = float(text)
+        except ValueError:
+            raise RebalanceError(f"cash {value!r} is not a number; give dollars such as 1000 (negative to withdraw)") from None
     if value is None or not math.isfinite(value) or abs(value) > MAX_CASH:
         raise RebalanceError(f"cash must be a finite number of dollars within ±{MAX_CASH:.0e}, got {value}")
     return float(value)
@@ -123,7 +135,7 @@ def rebalance(advice: DayAdvice, plays: list[dict], cash: float, terms: TradingT
                       - certainty_equivalent(advice.simple_returns, current, advice.kelly_fraction))
     summary = {
         "as_of": advice.as_of, "horizon": advice.horizon, "cash_added": round(cash, 2),
-        "book_value": round(float(value.sum()), 2), "total": round(total, 2), "cash_left": cash_left,
+        "book_value": round(float(value.sum()), 2), "total": round(total, 2), "cash_left": float(cash_left),
         "total_cost": round(cost, 2), "expected_growth_gained": round(gained, 2),
         "turnover": round(float(np.abs(after - current).sum()), 4), "target_turnover": round(target.turnover, 4),
         "turnover_cap_binds": target.turnover_cap_binds, "uncovered_symbols": uncovered,

@@ -3,9 +3,11 @@
 import math
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from quant_assets.lib.projections.projector import install_projector
+from quant_assets.lib.projections.rebalance_book import SCENARIOS, scenario_rows
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS
 
@@ -31,3 +33,16 @@ def seed_projections(path):
         replace_in(con, "projections.allocations", allocations, None)
         replace_in(con, "projections.bands", pd.DataFrame(rows), None)
         install_projector(con, AS_OF)
+
+
+def seed_sizing_scenarios(path, n_scenarios: int = 400, seed: int = 11):
+    """The day's sized scenarios at 1m for the three symbols of ``seed_projections`` (AAPL and BTC eligible, JNJ
+    not), seeded normal log returns, and the closes of that day in ``market.prices``."""
+    rng = np.random.default_rng(seed)
+    returns = np.expm1(rng.normal([0.012, 0.03, 0.0], [0.08, 0.2, 0.05], size=(n_scenarios, 3)))
+    rows = scenario_rows(AS_OF, "1m", ["AAPL", "BTC", "JNJ"], returns, ["AAPL", "BTC"], 0.6, 1.0, 0.5)
+    prices = pd.DataFrame({"symbol": ["AAPL", "BTC", "JNJ"], "date": AS_OF, "asset_class": ["equity", "crypto", "equity"],
+                           "close": [130.0, 16500.0, 177.0], "source": ["sample", "synthetic", "sample"]})
+    with Warehouse(path).writer() as con:
+        replace_in(con, SCENARIOS, rows, None)
+        replace_in(con, "market.prices", prices, None)

@@ -194,3 +194,78 @@ class HealthResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class RebalanceLine(BaseModel):
+    """One symbol of the book: what is held, the target, and the order (weights are fractions of the book plus the
+    cash added)."""
+
+    symbol: str
+    asset_class: str | None
+    covered: bool = Field(description="False for a symbol the advice does not cover: kept as held, never sold")
+    shares_held: float
+    last_price: float | None
+    value: float | None
+    current_weight: float | None
+    advised_weight: float | None = Field(description="the day's fractional-Kelly weight, from cash")
+    target_weight: float | None = Field(description="the cost-aware target from the current weights")
+    drift: float | None = Field(description="current weight less target")
+    side: str = Field(description="BUY, SELL or HOLD")
+    shares: float
+    dollars: float
+    cost: float
+    shares_after: float
+    weight_after: float | None
+    note: str
+
+
+class RebalanceTerms(BaseModel):
+    cost_bp: float
+    min_fee: float
+    min_trade: float
+    tolerance: float
+    turnover_cap: float
+    fractional_shares: bool
+
+
+class RebalanceSummary(BaseModel):
+    as_of: dt.date
+    horizon: str
+    cash_added: float
+    book_value: float = Field(description="the held value of the symbols the advice covers")
+    total: float
+    cash_left: float
+    total_cost: float
+    expected_growth_gained: float = Field(description="certainty-equivalent dollars gained at the sizing horizon, "
+                                                      "before the cost paid")
+    turnover: float
+    target_turnover: float
+    turnover_cap_binds: bool
+    uncovered_symbols: list[str]
+    terms: RebalanceTerms
+
+
+class RebalanceResponse(BaseModel):
+    summary: RebalanceSummary
+    lines: list[RebalanceLine]
+    freshness: Freshness
+
+
+class Alert(BaseModel):
+    kind: str = Field(description="'band': the last close left the P10-P90 band; 'drift': beyond the tolerance")
+    symbol: str
+    day: dt.date
+    advice_as_of: dt.date
+    horizon: str | None
+    price: float | None
+    p10: float | None
+    p90: float | None
+    held_weight: float | None
+    advised_weight: float | None
+    message: str
+
+
+class AlertsResponse(BaseModel):
+    tolerance: float
+    alerts: list[Alert]
+    freshness: Freshness | None = None

@@ -114,3 +114,67 @@ def test_backtest_chart_renders(server, page):
     expect(page.locator("[data-testid=drawdown-chart] .recharts-line")).to_have_count(strategies)
     expect(page.locator("[data-testid=summary] tbody tr")).to_have_count(strategies)
     expect(page.get_by_test_id("summary")).to_contain_text("Fractional Kelly (½)")
+
+
+def _rebalance_rows(page) -> dict[str, dict]:
+    rows = page.locator("[data-testid=rebalance-row]").evaluate_all("rows => rows.map(r => ({...r.dataset}))")
+    return {row["symbol"]: row for row in rows}
+
+
+def test_rebalance_three_plays_with_1000_added(server, page, monkeypatch):
+    # The server runs in this process: the trading terms it reads at each request are these.
+    terms = {"COST_BP": "7", "MIN_FEE": "1.5", "MIN_TRADE": "20", "TOLERANCE": "0.05", "TURNOVER_CAP": "1.5"}
+    for name, value in terms.items():
+        monkeypatch.setenv(f"QUANT_REBALANCE_{name}", value)
+    for play in httpx.get(server.url + "/api/plays").json()["plays"]:
+        httpx.delete(f"{server.url}/api/plays/{play['play_id']}").raise_for_status()
+    page.goto(server.url + "/plays/")
+    for symbol, shares in (("AAPL", "40"), ("JNJ", "20")):
+        fill_play(page, symbol=symbol, shares=shares, price="100", date="2022-10-03")
+        page.get_by_test_id("play-save").click()
+        expect(page.locator(f"[data-testid=play-row][data-symbol={symbol}]")).to_be_visible()
+    # The third play sits at the day's advised weight of the symbol the advice holds most of, inside the band.
+    probe = httpx.get(server.url + "/api/rebalance", params={"cash": 1000}).json()
+    top = max((line for line in probe["lines"] if line["shares_held"] == 0 and line["asset_class"] == "equity"),
+              key=lambda line: line["advised_weight"])
+    weight, price = top["advised_weight"], top["last_price"]
+    shares = round(weight * probe["summary"]["total"] / (price * (1 - weight)))
+    fill_play(page, symbol=top["symbol"], shares=str(shares), price="100", date="2022-10-03")
+    page.get_by_test_id("play-save").click()
+    expect(page.locator("[data-testid=play-row]")).to_have_count(3)
+
+    page.get_by_test_id("rebalance-cash").fill("1,000")
+    page.get_by_test_id("rebalance-run").click()
+    expect(page.locator("[data-testid=rebalance-row]").first).to_be_visible()
+    shown = page.get_by_test_id("rebalance-terms")
+    assert [float(shown.get_attribute(f"data-{name.lower().replace('_', '-')}")) for name in terms] == \
+        [float(v) for v in terms.values()]
+    expect(shown).to_contain_text("Costs 7 bp per trade, minimum fee $1.50, minimum trade $20.00")
+    total, binds = float(shown.get_attribute("data-total")), shown.get_attribute("data-turnover-binds") == "true"
+    rows = _rebalance_rows(page)
+    held = rows[top["symbol"]]
+    assert abs(float(held["current"]) - float(held["target"])) <= 0.05
+    assert held["side"] == "HOLD" and float(held["sharesAfter"]) == shares
+    traded = [row for row in rows.values() if row["side"] != "HOLD"]
+    assert traded
+    for row in rows.values():
+        if row["covered"] == "true" and abs(float(row["current"]) - float(row["target"])) <= 0.05:
+            assert row["side"] == "HOLD", row
+    for row in traded:
+        assert float(row["cost"]) == pytest.approx(max(1.5, 7e-4 * float(row["dollars"])), abs=1e-9)
+        if not binds:
+            wanted = float(row["target"]) * total / float(row["price"])
+            assert abs(float(row["sharesAfter"]) - wanted) <= 1.0, row
+    paid = sum(float(row["cost"]) for row in traded)
+    expect(page.get_by_test_id("rebalance-cost")).to_have_attribute("data-value", str(round(paid, 2)).rstrip("0").rstrip("."))
+    flows = sum(float(r["dollars"]) * (1 if r["side"] == "BUY" else -1) for r in traded) + paid
+    assert float(page.get_by_test_id("rebalance-cash-left").get_attribute("data-value")) == pytest.approx(1000 - flows, abs=0.01)
+    expect(page.get_by_test_id("rebalance-gain")).to_contain_text("$")
+
+
+def test_rebalance_refuses_a_withdrawal_beyond_the_book(server, page):
+    page.goto(server.url + "/plays/")
+    page.get_by_test_id("rebalance-cash").fill("-10000000")
+    page.get_by_test_id("rebalance-run").click()
+    expect(page.get_by_test_id("error")).to_contain_text("is beyond the")
+    expect(page.locator("[data-testid=rebalance-row]")).to_have_count(0)

@@ -80,3 +80,21 @@ export function age(seconds: number): string {
   if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
   return `${Math.round(seconds / 86400).toLocaleString("en-US")} days`;
 }
+
+export type RebalanceLine = {
+  symbol: string; asset_class: string | null; covered: boolean; shares_held: number; last_price: number | null;
+  value: number | null; current_weight: number | null; advised_weight: number | null; target_weight: number | null;
+  drift: number | null; side: string; shares: number; dollars: number; cost: number; shares_after: number;
+  weight_after: number | null; note: string;
+};
+export type RebalanceTerms = { cost_bp: number; min_fee: number; min_trade: number; tolerance: number; turnover_cap: number; fractional_shares: boolean };
+export type RebalanceResponse = {
+  summary: {
+    as_of: string; horizon: string; cash_added: number; book_value: number; total: number; cash_left: number;
+    total_cost: number; expected_growth_gained: number; turnover: number; target_turnover: number;
+    turnover_cap_binds: boolean; uncovered_symbols: string[]; terms: RebalanceTerms;
+  };
+  lines: RebalanceLine[]; freshness: Freshness;
+};
+export type Alert = { kind: string; symbol: string; day: string; advice_as_of: string; horizon: string | null; message: string };
+export type AlertsResponse = { tolerance: number; alerts: Alert[] };

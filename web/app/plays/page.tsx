@@ -1,6 +1,8 @@
 "use client";
 import { FormEvent, useEffect, useState } from "react";
+import Alerts from "@/components/Alerts";
 import LiveBadge from "@/components/LiveBadge";
+import Rebalance from "@/components/Rebalance";
 import { ErrorLine, FreshnessLine } from "@/components/Notice";
 import { api, Health, HORIZON_NAMES, num, pct, Play, PlaysResponse, usd } from "@/components/api";
 
@@ -39,7 +41,9 @@ export default function PlaysPage() {
   const [editing, setEditing] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  const load = () => api<PlaysResponse>("/api/plays").then(setData).catch((e) => setError(e.message));
+  const [version, setVersion] = useState(0);
+  const load = () => api<PlaysResponse>("/api/plays").then((d) => { setData(d); setVersion((v) => v + 1); })
+    .catch((e) => setError(e.message));
   useEffect(() => {
     load();
     api<Health>("/api/health").then((h) => setSymbols(h.symbols)).catch(() => undefined);
@@ -119,6 +123,8 @@ export default function PlaysPage() {
         ) : <p className="muted">No plays yet. Add the positions you hold to follow their profit and loss against the advice.</p>}
         {data ? <FreshnessLine freshness={data.freshness} /> : null}
       </div>
+      <Alerts version={version} />
+      <Rebalance />
     </>
   );
 }

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from quant_assets import paths
@@ -72,6 +74,26 @@ def book_alerts(home: Path, tolerance: float, wait_seconds: float) -> list[dict]
         return []
     inputs = _read_warehouse(home, wait_seconds, lambda con: load_alert_inputs(con, sorted(held)))
     return alerts(held, *inputs, tolerance=tolerance)
+
+
+@contextmanager
+def book_connection(home: Path | None = None, wait_seconds: float = 30.0, **overrides) -> Iterator:
+    """A read-only connection to the warehouse with ``rebalance(cash)`` and ``rebalance_at(cash, as_of)`` installed
+    for the person's plays and trading terms (``overrides``: the names of ``RebalanceSettings``)::
+
+        with book_connection() as con:
+            con.sql("SELECT * FROM rebalance(1000)").show()
+    """
+    from quant_assets.lib.projections.rebalance_macro import install_rebalance_macros
+
+    home = home or paths.home()
+    terms, plays = trading_terms(overrides), read_plays(home, wait_seconds)
+    path = paths.warehouse_path(home)
+    if not path.exists():
+        raise BookNotReady(f"no warehouse at {path}; run `make demo` or materialize the projections first")
+    with Warehouse(path, wait_seconds=wait_seconds).reader() as con:
+        install_rebalance_macros(con, plays, terms)
+        yield con
 
 
 def trades_csv(lines, as_of: date) -> str:

@@ -151,3 +151,24 @@ def test_the_book_commands_import_neither_dagster_nor_torch(home):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"QUANT_HOME": str(home)}, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_the_rebalance_macros_answer_what_the_command_prints(home, capsys, monkeypatch):
+    from quant_assets.book_commands import book_connection
+
+    for name, value in TERMS.items():
+        monkeypatch.setenv(name, value)
+    assert main(["rebalance", "--cash", "1000", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with book_connection(home) as con:
+        cursor = con.execute("SELECT * FROM rebalance(1000)")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        earlier = con.execute(f"SELECT symbol, side, shares FROM rebalance_at(1000, DATE '{AS_OF}')").fetchall()
+        with pytest.raises(duckdb.Error, match="withdrawal of"):
+            con.execute("SELECT * FROM rebalance(-1e6)").fetchall()
+    assert [r["symbol"] for r in rows] == [line["symbol"] for line in printed["lines"]] + ["CASH"]
+    for row, line in zip(rows, printed["lines"]):
+        assert (row["side"], row["shares"], row["cost"]) == (line["side"], pytest.approx(line["shares"]), line["cost"])
+    assert rows[-1]["dollars"] == printed["summary"]["cash_left"] and rows[-1]["cost"] == printed["summary"]["total_cost"]
+    assert earlier == [(r["symbol"], r["side"], r["shares"]) for r in rows]

@@ -100,12 +100,16 @@ def cost_aware_target(simple_returns: np.ndarray, current: np.ndarray, eligible:
     if w0.shape != (n_assets,) or can_buy.shape != (n_assets,):
         raise ValueError(f"cost_aware_target: {n_assets} assets but {w0.size} current weights, {can_buy.size} flags")
     upper = np.where(can_buy, cap, np.minimum(w0, cap))
-    buy, sell = cp.Variable(n_assets, nonneg=True), cp.Variable(n_assets, nonneg=True)
-    w = w0 + buy - sell
+    # A symbol neither eligible nor held stays at zero: it leaves the problem, which then solves in a fraction of the time.
+    active = upper > 0
+    if not active.any():
+        return Target(np.zeros(n_assets), 0.0, False)
+    buy, sell = cp.Variable(int(active.sum()), nonneg=True), cp.Variable(int(active.sum()), nonneg=True)
+    w = w0[active] + buy - sell
     traded = cp.sum(buy) + cp.sum(sell)
     wealth = cp.Variable(n_scen)
     problem = cp.Problem(_objective(wealth, 1.0 / fraction), [
-        wealth == 1.0 + r @ w - cost_rate * traded, w >= 0, w <= upper, cp.sum(w) <= max_total,
+        wealth == 1.0 + r[:, active] @ w - cost_rate * traded, w >= 0, w <= upper[active], cp.sum(w) <= max_total,
         cp.sum(w) + cost_rate * traded <= 1.0, traded <= turnover_cap])
     _solve(problem)
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
@@ -113,7 +117,8 @@ def cost_aware_target(simple_returns: np.ndarray, current: np.ndarray, eligible:
                              "and position cap; raise the turnover cap or withdraw less")
     if problem.status not in _SOLVED or buy.value is None:
         raise RuntimeError(f"cost_aware_target: no solver solved the rebalance problem (status {problem.status})")
-    change = np.asarray(buy.value, dtype="float64") - np.asarray(sell.value, dtype="float64")
+    change = np.zeros(n_assets)
+    change[active] = np.asarray(buy.value, dtype="float64") - np.asarray(sell.value, dtype="float64")
     change[np.abs(change) < WEIGHT_NOISE] = 0.0
     weights = np.clip(w0 + change, 0.0, upper)
     turnover = float(np.abs(weights - w0).sum())

@@ -171,3 +171,8 @@ def test_a_withdrawal_beyond_the_book_is_one_sentence():
 def test_settings_out_of_range_are_one_sentence():
     with pytest.raises(RebalanceError, match="tolerance must be 0 to below 1"):
         TradingTerms(5, 1, 25, 1.5, 1, False)
+
+
+def test_nothing_eligible_and_nothing_held_is_all_cash():
+    target = cost_aware_target(TWO_SCENARIOS, np.zeros(1), np.zeros(1, bool), 1, 1, 0.5, 0.0, 2)
+    assert target.weights.tolist() == [0.0] and target.turnover == 0.0

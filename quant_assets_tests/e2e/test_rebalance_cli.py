@@ -4,6 +4,7 @@ import`, the day's stored scenarios, exit codes, one-line refusals, the settings
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
 from datetime import timedelta
@@ -116,7 +117,7 @@ def test_alerts_name_the_band_and_the_day(home):
     found = json.loads(result.stdout)
     band = [a for a in found if a["kind"] == "band"]
     assert [a["symbol"] for a in band] == ["AAPL"]
-    p90 = 130.0 * 2.718281828459045 ** (1.28 * 0.3 * (1 / 52) ** 0.5)
+    p90 = 130.0 * math.exp(1.28 * 0.3 * math.sqrt(1 / 52))
     assert band[0]["p90"] == pytest.approx(p90) and band[0]["horizon"] == "1w"
     assert f"on {next_day}" in band[0]["message"] and f"the advice of {AS_OF}" in band[0]["message"]
     # Held: AAPL 30 × $130 and JNJ 10 × $177 (the advice's closes): 68.8% and 31.2% against 25% and 0% advised.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from quant_assets import paths
 from quant_assets.lib.projections.alerts import alerts, load_alert_inputs
-from quant_assets.lib.projections.rebalance import RebalanceError, TradingTerms
+from quant_assets.lib.projections.rebalance_terms import NoAdvice, RebalanceError, TradingTerms
 from quant_assets.lib.projections.rebalance_book import held_shares, load_day_advice, rebalance
 from quant_assets.lib.storage import personal
 from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
@@ -21,10 +21,6 @@ from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
 TRADE_COLUMNS = ("symbol", "side", "quantity", "limit_price", "note")
 # What `quant export` writes beside the trades: the table, and the file it goes to.
 LEDGERS = {"projections.trade_plan": "advice_ledger.parquet", "projections.scorecard": "scorecard.parquet"}
-
-
-class BookNotReady(RuntimeError):
-    """No warehouse or no advice yet, or the warehouse stays locked by a writer; the message says what to do."""
 
 
 def trading_terms(overrides: dict[str, object]) -> TradingTerms:
@@ -52,12 +48,12 @@ def read_plays(home: Path, wait_seconds: float) -> list[dict]:
 def _read_warehouse(home: Path, wait_seconds: float, read):
     path = paths.warehouse_path(home)
     if not path.exists():
-        raise BookNotReady(f"no warehouse at {path}; run `make demo` or materialize the projections first")
+        raise NoAdvice(f"no warehouse at {path}; run `make demo` or materialize the projections first")
     try:
         with Warehouse(path, wait_seconds=wait_seconds).reader() as con:
             return read(con)
     except WarehouseBusyError as error:
-        raise BookNotReady(str(error)) from None
+        raise NoAdvice(str(error)) from None
 
 
 def rebalance_book(home: Path, cash: float, as_of: date | None, terms: TradingTerms, wait_seconds: float):
@@ -90,7 +86,7 @@ def book_connection(home: Path | None = None, wait_seconds: float = 30.0, **over
     terms, plays = trading_terms(overrides), read_plays(home, wait_seconds)
     path = paths.warehouse_path(home)
     if not path.exists():
-        raise BookNotReady(f"no warehouse at {path}; run `make demo` or materialize the projections first")
+        raise NoAdvice(f"no warehouse at {path}; run `make demo` or materialize the projections first")
     with Warehouse(path, wait_seconds=wait_seconds).reader() as con:
         install_rebalance_macros(con, plays, terms)
         yield con

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from quant_assets import paths
-from quant_assets.book_commands import BookNotReady
 from quant_assets.lib.projections.projector import AmountError, parse_amount, projector_columns
-from quant_assets.lib.projections.rebalance import RebalanceError
-from quant_assets.lib.projections.rebalance_book import NoAdvice, parse_cash
+from quant_assets.lib.projections.rebalance_terms import NoAdvice, RebalanceError, parse_cash
 from quant_assets.render.report import format_table
 
 EXIT_BAD_INPUT = 2
@@ -160,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv)
     except (AmountError, UsageError, RebalanceError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
-    except (NotReadyError, BookNotReady, NoAdvice) as error:
+    except (NotReadyError, NoAdvice) as error:
         return _fail(str(error), EXIT_NOT_READY)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)

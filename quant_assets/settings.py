@@ -223,7 +223,7 @@ class RebalanceSettings(BaseSettings):
     def terms(self, **overrides: object):
         """The lib's ``TradingTerms``, with ``overrides`` (names of these settings) in place of the values read;
         ``RebalanceError`` naming an unknown setting."""
-        from quant_assets.lib.projections.rebalance import RebalanceError, TradingTerms
+        from quant_assets.lib.projections.rebalance_terms import RebalanceError, TradingTerms
 
         unknown = sorted(set(overrides) - set(type(self).model_fields))
         if unknown:

@@ -15,8 +15,8 @@ from quant_assets.api.models import AlertsResponse, RebalanceResponse
 from quant_assets.api.state import ApiState
 from quant_assets.book_commands import trading_terms
 from quant_assets.lib.projections.alerts import alerts, load_alert_inputs
-from quant_assets.lib.projections.rebalance import RebalanceError
-from quant_assets.lib.projections.rebalance_book import NoAdvice, held_shares, load_day_advice, rebalance
+from quant_assets.lib.projections.rebalance_book import held_shares, load_day_advice, rebalance
+from quant_assets.lib.projections.rebalance_terms import NoAdvice, RebalanceError
 
 router = APIRouter(tags=["rebalance"])
 # The query parameters /api/rebalance reads; any other is refused, so a misspelt setting never passes unnoticed.

@@ -26,57 +26,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-# The advice's own solver settings and objective, so the target with no cost is the advice's weights exactly.
-from quant_assets.lib.projections.kelly import _SOLVED, _objective, _solve
+from quant_assets.lib.projections.rebalance_terms import RebalanceError, TradingTerms
 
 # Crypto (and fractional equities) trade in millionths of a unit: the precision the Projector shows shares at.
 FRACTION_STEP = 1e-6
 # Below this a weight change is solver noise (a cent on $10,000).
 WEIGHT_NOISE = 1e-6
-
-
-class RebalanceError(ValueError):
-    """A rebalance that cannot be done as asked; the message is one sentence saying why."""
-
-
-@dataclass(frozen=True)
-class TradingTerms:
-    """What trading costs and what the person allows (the defaults live in ``quant_assets.settings``).
-
-    ``cost_bp``: proportional cost per trade in basis points of its dollars; ``min_fee``: the smallest fee a trade
-    pays; ``min_trade``: the smallest order in dollars; ``tolerance``: the no-trade band, in weight (0.02 = two
-    percentage points of the book); ``turnover_cap``: the largest sum of |weight changes| (2 = sell all, buy anew);
-    ``fractional_shares``: equities may be bought in fractions (crypto always is).
-    """
-
-    cost_bp: float
-    min_fee: float
-    min_trade: float
-    tolerance: float
-    turnover_cap: float
-    fractional_shares: bool
-
-    def __post_init__(self) -> None:
-        checks = {"cost_bp": 0 <= self.cost_bp <= 10_000, "min_fee": self.min_fee >= 0, "min_trade": self.min_trade >= 0,
-                  "tolerance": 0 <= self.tolerance < 1, "turnover_cap": 0 <= self.turnover_cap <= 2}
-        for name, ok in checks.items():
-            value = getattr(self, name)
-            if not ok or not math.isfinite(value):
-                ranges = {"cost_bp": "0 to 10,000", "min_fee": "0 or more dollars", "min_trade": "0 or more dollars",
-                          "tolerance": "0 to below 1", "turnover_cap": "0 to 2"}
-                raise RebalanceError(f"the rebalance setting {name} must be {ranges[name]}, got {value}")
-
-    @property
-    def cost_rate(self) -> float:
-        return self.cost_bp / 10_000
-
-    def fee(self, dollars: float) -> float:
-        """The cost of one order of ``dollars`` (0 for no order)."""
-        return 0.0 if dollars <= 0 else max(self.min_fee, self.cost_rate * dollars)
 
 
 @dataclass(frozen=True)
@@ -93,6 +51,12 @@ def cost_aware_target(simple_returns: np.ndarray, current: np.ndarray, eligible:
     """The weights maximizing the fractional-Kelly utility of scenario wealth net of ``cost_rate · |w − current|``
     (see the module's docstring for the problem); ``simple_returns`` is n_scenarios × n_assets, ``current`` the
     weights held now (fractions of the book after the cash added), ``eligible`` which assets the advice may buy."""
+    # Here, not at import: the API and the CLI load cvxpy only when they rebalance. The advice's own solver settings
+    # and objective, so the target with no cost is the advice's weights exactly.
+    import cvxpy as cp
+
+    from quant_assets.lib.projections.kelly import _SOLVED, _objective, _solve
+
     r = np.asarray(simple_returns, dtype="float64")
     w0 = np.asarray(current, dtype="float64")
     can_buy = np.asarray(eligible, dtype=bool)

@@ -7,25 +7,19 @@ warehouse never holds a copy.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.projections.rebalance import (
-    RebalanceError, TradingTerms, certainty_equivalent, cost_aware_target, round_trades)
+from quant_assets.lib.projections.rebalance import certainty_equivalent, cost_aware_target, round_trades
+from quant_assets.lib.projections.rebalance_terms import NoAdvice, RebalanceError, TradingTerms, parse_cash
 
 SCENARIOS = "projections.sizing_scenarios"
-MAX_CASH = 1e12
 LINE_COLUMNS = ["symbol", "asset_class", "covered", "shares_held", "last_price", "value", "current_weight",
                 "advised_weight", "target_weight", "drift", "side", "shares", "dollars", "cost", "shares_after",
                 "weight_after", "note"]
-
-
-class NoAdvice(LookupError):
-    """The warehouse holds no sizing scenarios for the day asked (or for any day yet)."""
 
 
 @dataclass(frozen=True)
@@ -76,20 +70,6 @@ def load_day_advice(con, as_of: date | None) -> DayAdvice:
     return DayAdvice(day, first[6], [r[0] for r in rows], [r[1] for r in rows], np.array([r[2] for r in rows]),
                      np.array([bool(r[3]) for r in rows]), np.array([r[4] for r in rows], dtype="float64"),
                      np.column_stack([np.asarray(r[5], dtype="float64") for r in rows]), first[7], first[8], first[9])
-
-
-def parse_cash(value: float | str) -> float:
-    """The cash added (negative: withdrawn), from a number or the text a person typed (``$1,000``), or
-    ``RebalanceError`` saying why it is refused."""
-    if isinstance(value, str):
-        text = value.strip().replace(",", "").replace("_", "").replace("$", "")
-        try:
-            value = float(text)
-        except ValueError:
-            raise RebalanceError(f"cash {value!r} is not a number; give dollars such as 1000 (negative to withdraw)") from None
-    if value is None or not math.isfinite(value) or abs(value) > MAX_CASH:
-        raise RebalanceError(f"cash must be a finite number of dollars within ±{MAX_CASH:.0e}, got {value}")
-    return float(value)
 
 
 def held_shares(plays: list[dict]) -> dict[str, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import duckdb
 
-from quant_assets.lib.projections.rebalance import TradingTerms
+from quant_assets.lib.projections.rebalance_terms import TradingTerms
 from quant_assets.lib.projections.rebalance_book import LINE_COLUMNS, load_day_advice, rebalance
 
 _TYPES = {"symbol": "VARCHAR", "asset_class": "VARCHAR", "covered": "BOOLEAN", "side": "VARCHAR", "note": "VARCHAR"}

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
+from quant_assets.lib.projections.day_step import project_and_allocate
 from quant_assets.lib.projections.kelly import scenario_kelly
 from quant_assets.lib.projections.rebalance import (
     RebalanceError, TradingTerms, certainty_equivalent, cost_aware_target, round_trades)
 from quant_assets.lib.projections.rebalance_book import DayAdvice, rebalance
+from quant_assets_tests.lib.projections.conftest import SURFACE_POLICY
 
 UP, DOWN = 0.10, 0.09
 TWO_SCENARIOS = np.array([[UP], [-DOWN]])
@@ -176,3 +178,15 @@ def test_settings_out_of_range_are_one_sentence():
 def test_nothing_eligible_and_nothing_held_is_all_cash():
     target = cost_aware_target(TWO_SCENARIOS, np.zeros(1), np.zeros(1, bool), 1, 1, 0.5, 0.0, 2)
     assert target.weights.tolist() == [0.0] and target.turnover == 0.0
+
+
+def test_the_days_stored_scenarios_give_back_the_advice_from_cash(surface):
+    projection = project_and_allocate(surface.projection, SURFACE_POLICY)
+    stored = projection.scenarios.set_index("symbol")
+    returns = np.column_stack([np.asarray(r) for r in stored["simple_returns"]])
+    assert returns.shape == (SURFACE_POLICY.n_scenarios, len(stored)) and (stored["horizon"] == SURFACE_POLICY.horizon).all()
+    target = cost_aware_target(returns, np.zeros(len(stored)), stored["eligible"].to_numpy(), SURFACE_POLICY.cap,
+                               SURFACE_POLICY.max_total, SURFACE_POLICY.kelly_fraction, 0.0, 2.0)
+    advised = projection.allocations.set_index("symbol").loc[stored.index, "half_kelly_weight"].to_numpy()
+    np.testing.assert_allclose(target.weights, advised, atol=1e-4)
+    assert projection.allocations["half_kelly_weight"].sum() > 0

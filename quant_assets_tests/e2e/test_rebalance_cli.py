@@ -63,15 +63,17 @@ def test_rebalance_with_cash_added_trades_within_the_settings_and_keeps_what_is_
     assert lines["JNJ"]["side"] in ("SELL", "HOLD") and lines["JNJ"]["target_weight"] <= lines["JNJ"]["current_weight"]
 
 
-def test_a_position_within_the_tolerance_gets_no_trade(home):
-    first = json.loads(quant("rebalance", "--json", "--tolerance", "0", "--cost-bp", "0", "--min-fee", "0",
-                             "--min-trade", "0", home=home).stdout)
-    aapl = next(line for line in first["lines"] if line["symbol"] == "AAPL")
-    gap = abs(aapl["current_weight"] - aapl["target_weight"])
-    assert gap > 0.01 and aapl["side"] != "HOLD"
-    wide = json.loads(quant("rebalance", "--json", "--tolerance", f"{gap + 0.005:.4f}", "--cost-bp", "0",
-                            "--min-fee", "0", "--min-trade", "0", home=home).stdout)
-    held = next(line for line in wide["lines"] if line["symbol"] == "AAPL")
+def test_a_position_within_the_tolerance_gets_no_trade(home, capsys):
+    free = ["--cost-bp", "0", "--min-fee", "0", "--min-trade", "0"]
+
+    def aapl(tolerance: float) -> dict:
+        assert main(["rebalance", "--json", "--tolerance", f"{tolerance:.4f}", *free]) == 0
+        return next(line for line in json.loads(capsys.readouterr().out)["lines"] if line["symbol"] == "AAPL")
+
+    first = aapl(0.0)
+    gap = abs(first["current_weight"] - first["target_weight"])
+    assert gap > 0.01 and first["side"] != "HOLD"
+    held = aapl(gap + 0.005)
     assert held["side"] == "HOLD" and held["shares_after"] == 30 and "within" in held["note"]
 
 
@@ -106,7 +108,7 @@ def test_without_stored_scenarios_rebalance_says_what_to_do(tmp_path):
     assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_alerts_name_the_band_and_the_day(home):
+def test_alerts_name_the_band_and_the_day(home, capsys):
     # A close the day after the advice far above AAPL's 1w P90 (the advice's close times exp(1.28 · 0.3 · √(1/52))).
     next_day = AS_OF + timedelta(days=1)
     with Warehouse(home / "warehouse.duckdb").writer() as con:
@@ -124,18 +126,20 @@ def test_alerts_name_the_band_and_the_day(home):
     drift = {a["symbol"]: a for a in found if a["kind"] == "drift"}
     assert set(drift) == {"AAPL", "BTC", "JNJ"}
     assert drift["AAPL"]["held_weight"] == pytest.approx(3900 / 5670) and "±5.0% tolerance" in drift["AAPL"]["message"]
-    text = quant("alerts", home=home)
-    assert text.returncode == 0 and "P10–P90 band" in text.stdout
+    assert main(["alerts"]) == 0 and "P10–P90 band" in capsys.readouterr().out
 
 
-def test_export_writes_the_trades_and_the_ledgers(home):
+def test_export_writes_the_trades_and_the_ledgers(home, capsys, monkeypatch):
     with Warehouse(home / "warehouse.duckdb").writer() as con:
         replace_in(con, "projections.scorecard", pd.DataFrame({"as_of": [AS_OF], "symbol": ["AAPL"], "horizon": ["1w"],
                                                                "weight": [0.25], "p10": [-0.05]}), None)
     result = quant("export", "--cash", "1000", "--to", str(home / "out"), home=home, **TERMS)
     assert result.returncode == 0, result.stderr
     trades = list(csv.DictReader(io.StringIO((home / "out" / "trades.csv").read_text())))
-    rebalanced = json.loads(quant("rebalance", "--cash", "1000", "--json", home=home, **TERMS).stdout)
+    for name, value in TERMS.items():
+        monkeypatch.setenv(name, value)
+    assert main(["rebalance", "--cash", "1000", "--json"]) == 0
+    rebalanced = json.loads(capsys.readouterr().out)
     orders = [line for line in rebalanced["lines"] if line["side"] != "HOLD"]
     assert [(t["symbol"], t["side"], float(t["quantity"]), float(t["limit_price"])) for t in trades] == \
         [(o["symbol"], o["side"], pytest.approx(o["shares"], rel=1e-5), o["last_price"]) for o in orders]

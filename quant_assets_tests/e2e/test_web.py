@@ -142,6 +142,11 @@ def test_rebalance_three_plays_with_1000_added(server, page, monkeypatch):
     fill_play(page, symbol=top["symbol"], shares=str(shares), price="100", date="2022-10-03")
     page.get_by_test_id("play-save").click()
     expect(page.locator("[data-testid=play-row]")).to_have_count(3)
+    # Nothing is held of the advice's other symbols, so the book drifts: the alerts name the advice's day and the band.
+    drift = page.locator("[data-testid=alert][data-kind=drift]")
+    expect(drift.first).to_be_visible()
+    for text in drift.all_inner_texts():
+        assert f"advised on {probe['summary']['as_of']}" in text and "±5.0% tolerance" in text
 
     page.get_by_test_id("rebalance-cash").fill("1,000")
     page.get_by_test_id("rebalance-run").click()

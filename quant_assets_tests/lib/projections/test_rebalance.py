@@ -190,3 +190,13 @@ def test_the_days_stored_scenarios_give_back_the_advice_from_cash(surface):
     advised = projection.allocations.set_index("symbol").loc[stored.index, "half_kelly_weight"].to_numpy()
     np.testing.assert_allclose(target.weights, advised, atol=1e-4)
     assert projection.allocations["half_kelly_weight"].sum() > 0
+
+
+def test_a_withdrawal_is_funded_by_sells_rounded_up():
+    terms = TradingTerms(cost_bp=5, min_fee=1, min_trade=10, tolerance=0.02, turnover_cap=2, fractional_shares=False)
+    # 10 AAA at $100 and 1 BBB at $1,000, $500 withdrawn: a $1,500 book whose weights the sells must bring within 1.
+    lines, summary = rebalance(_advice(), [{"symbol": "AAA", "shares": 10}, {"symbol": "BBB", "shares": 1}], -500.0, terms)
+    sold, bought = (lines.loc[lines["side"] == side, "dollars"].sum() for side in ("SELL", "BUY"))
+    freed = sold - bought - lines["cost"].sum()
+    assert summary["total"] == 1500.0 and freed >= 500 and summary["cash_left"] >= 0
+    assert summary["cash_left"] == pytest.approx(freed - 500, abs=0.01)

@@ -19,9 +19,10 @@ from quant_assets.lib.ensemble.build import build_class_ensembles
 from quant_assets.lib.ensemble.sizing_prior import SIZING_COLUMNS
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
+from quant_assets.lib.storage import refits
 from quant_assets.lib.storage.memo import DiskMemo
-from quant_assets.lib.storage.warehouse import Warehouse, replace_in
-from quant_assets.lib.walk_forward.outcomes import ENSEMBLE, ensure_columns, predictions_with_outcomes, refresh_outcomes
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
+from quant_assets.lib.walk_forward.outcomes import ENSEMBLE, predictions_with_outcomes, refresh_outcomes
 from quant_assets.lib.walk_forward.scoring import score_predictions
 
 KEYS = ["symbol", "date", "horizon"]
@@ -119,6 +120,7 @@ def write_window_ensemble(warehouse: Warehouse, result: WindowEnsemble) -> None:
         ensure_columns(con, "forecasts.ensemble", ADDED_COLUMNS)
         replace_in(con, "forecasts.ensemble", result.ensemble, {"window_start": result.window_start})
         replace_in(con, "forecasts.scores", result.scores, {"window_start": result.window_start, "model": ENSEMBLE})
+        refits.refresh(con, refits.ENSEMBLE, result.window_start)
 
 
 def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES,

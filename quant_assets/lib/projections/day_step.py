@@ -13,6 +13,7 @@ import pandas as pd
 from quant_assets.lib.projections.montecarlo import PORTFOLIO, bands
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.projections.sizing import Decision, SizingPolicy, decide
+from quant_assets.lib.storage import refits
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS
 
@@ -133,6 +134,7 @@ def write_projection(warehouse: Warehouse, as_of: date, projection: Projection) 
     with warehouse.writer() as con:
         replace_in(con, "projections.bands", projection.bands, {"as_of": as_of})
         replace_in(con, "projections.allocations", projection.allocations, {"as_of": as_of})
+        refits.refresh(con, refits.ADVICE, as_of)
         install_projector(con, as_of)
 
 

@@ -19,9 +19,8 @@ from quant_assets.lib.projections.backtest import held_backtest
 from quant_assets.lib.projections.day_step import ensemble_rows_at, residual_returns, residual_rows
 from quant_assets.lib.projections.sizing import SizingPolicy, decide
 from quant_assets.lib.storage.memo import content_key
-from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS, INDEX_SYMBOL
-from quant_assets.lib.walk_forward.outcomes import ensure_columns
 
 BENCHMARK = "sp500_buy_hold"
 

@@ -22,7 +22,15 @@ DDL: dict[str, str] = {
             symbol VARCHAR NOT NULL, effective_date DATE NOT NULL, factor DOUBLE NOT NULL, detected_on DATE NOT NULL,
             restated_from DATE NOT NULL, restated_to DATE NOT NULL, rows_restated BIGINT NOT NULL,
             source VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL, propagated_at TIMESTAMP,
+            returns_changed_from DATE,
             PRIMARY KEY (symbol, effective_date, recorded_at))""",
+    # What read prices a restatement changed (lib/storage/refits.py): one row per fit (model, window), window
+    # ensemble or advice day stored before the event; refreshed_at is set by the write that replaces it.
+    "market.restatement_refits": """
+        CREATE TABLE IF NOT EXISTS market.restatement_refits (
+            stage VARCHAR NOT NULL, model VARCHAR NOT NULL, partition_date DATE NOT NULL, symbol VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL, returns_changed_from DATE NOT NULL, refreshed_at TIMESTAMP,
+            PRIMARY KEY (stage, model, partition_date, symbol, recorded_at))""",
     "forecasts.plans": """
         CREATE TABLE IF NOT EXISTS forecasts.plans (
             window_start DATE NOT NULL, window_end DATE NOT NULL, horizon VARCHAR NOT NULL,

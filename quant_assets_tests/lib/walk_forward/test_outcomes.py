@@ -13,9 +13,9 @@ from quant_assets.lib.projections import decision_backtest as decisions
 from quant_assets.lib.projections.decision_backtest import decision_backtest
 from quant_assets.lib.projections.sizing import SizingPolicy
 from quant_assets.lib.projections.sizing import decide as real_decide
-from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns
 from quant_assets.lib.vocabulary import HORIZONS
-from quant_assets.lib.walk_forward.outcomes import ensure_columns, refresh_outcomes
+from quant_assets.lib.walk_forward.outcomes import refresh_outcomes
 from quant_assets.lib.walk_forward.plan import plan_window
 from quant_assets.lib.walk_forward.training import load_panel, panel_span, run_fold, store_fold
 from quant_assets_tests.support.synthetic import labels_known_on, synthetic_market

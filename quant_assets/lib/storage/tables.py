@@ -61,6 +61,7 @@ DDL: dict[str, str] = {
             as_of DATE NOT NULL, symbol VARCHAR NOT NULL, rank INTEGER, asset_class VARCHAR, confidence DOUBLE,
             kelly_weight DOUBLE, half_kelly_weight DOUBLE, last_price DOUBLE,
             expected_return_1w DOUBLE, expected_return_1m DOUBLE, expected_return_3m DOUBLE, expected_return_1y DOUBLE,
+            sizing_horizon VARCHAR,
             PRIMARY KEY (as_of, symbol))""",
     "projections.backtest": """
         CREATE TABLE IF NOT EXISTS projections.backtest (

@@ -18,6 +18,7 @@ import pandas as pd
 from quant_assets.lib.projections.montecarlo import PORTFOLIO
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS, HORIZONS
+from quant_assets.lib.walk_forward.outcomes import ensure_columns
 
 COLUMNS = ["as_of", "symbol", "horizon", "weight", "p10", "p50", "p90", "p10_value", "p50_value", "p90_value",
            "horizon_end", "realized_log_return", "realized_value", "inside_band", "outcome", "sizing_horizon"]
@@ -133,6 +134,7 @@ def _portfolio_outcome(held: pd.DataFrame, as_of: date, calendar_days: int, toda
 def write_scorecard(warehouse: Warehouse, card: pd.DataFrame) -> None:
     """Replace ``projections.scorecard`` whole (it is recomputed from the stored advice at every run)."""
     with warehouse.writer() as con:
+        ensure_columns(con, "projections.scorecard", {"outcome": "VARCHAR", "sizing_horizon": "VARCHAR"})
         replace_in(con, "projections.scorecard", card, None)
 
 

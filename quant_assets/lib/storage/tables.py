@@ -96,5 +96,6 @@ DDL: dict[str, str] = {
             as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL, weight DOUBLE,
             p10 DOUBLE, p50 DOUBLE, p90 DOUBLE, p10_value DOUBLE, p50_value DOUBLE, p90_value DOUBLE,
             horizon_end DATE, realized_log_return DOUBLE, realized_value DOUBLE, inside_band BOOLEAN,
+            outcome VARCHAR, sizing_horizon VARCHAR,
             PRIMARY KEY (as_of, symbol, horizon))""",
 }

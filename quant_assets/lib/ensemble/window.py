@@ -80,11 +80,13 @@ def training_days_per_symbol(warehouse: Warehouse, window_start: date) -> dict[s
 
 def class_growth(warehouse: Warehouse, window_start: date) -> dict[str, float]:
     """Per asset class, the log of the mean daily gross return (``exp(ret_1d)``, pooled over symbols and days) over
-    the window's training span: the long-run arithmetic return sizing assumes without information."""
+    the window's training span: the long-run arithmetic return sizing assumes without information. An expanding
+    window's plans have no ``train_start``: its span is all the history before the window."""
     frame = warehouse.query(
         """SELECT f.asset_class, ln(avg(exp(f.ret_1d))) AS growth FROM features.features f
            WHERE f.ret_1d IS NOT NULL AND f.date < ?
-             AND f.date >= (SELECT min(train_start) FROM forecasts.plans WHERE window_start = ?)
+             AND f.date >= coalesce((SELECT min(train_start) FROM forecasts.plans WHERE window_start = ?),
+                                    DATE '0001-01-01')
            GROUP BY f.asset_class""", [window_start, window_start])
     return dict(zip(frame["asset_class"], frame["growth"].astype("float64")))
 

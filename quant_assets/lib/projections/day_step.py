@@ -14,9 +14,8 @@ from quant_assets.lib.projections.montecarlo import PORTFOLIO, bands
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.projections.sizing import Decision, SizingPolicy, decide
 from quant_assets.lib.storage import refits
-from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS
-from quant_assets.lib.walk_forward.outcomes import ensure_columns
 
 # Recent daily returns, demeaned per symbol, stand in for the residuals whose correlation couples the scenarios.
 RESIDUAL_DAYS = 252

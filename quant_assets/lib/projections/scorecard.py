@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.lib.projections.montecarlo import PORTFOLIO
-from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS, HORIZONS
-from quant_assets.lib.walk_forward.outcomes import ensure_columns
 
 COLUMNS = ["as_of", "symbol", "horizon", "weight", "p10", "p50", "p90", "p10_value", "p50_value", "p90_value",
            "horizon_end", "realized_log_return", "realized_value", "inside_band", "outcome", "sizing_horizon"]

@@ -269,8 +269,11 @@ def main() -> int:
     print(f"\ndecisions (sizing horizon {args.sizing_horizon}, held from decision to decision, 10 bp costs; "
           f"{summary['complete_periods']} complete periods, {summary['gaps']} gap(s), in progress: {summary['in_progress']}; "
           f"cap binding on {_share(summary['cap_binding_share'])} of held positions):")
-    print(table[["strategy", "periods", "log_growth", "annual_return", "sharpe", "max_drawdown", "years_held",
-                 "in_progress_return"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(table[["strategy", "periods", "log_growth", "annual_return", "annual_volatility", "sharpe", "sharpe_se",
+                 "psr_vs_equal_weight", "deflated_sharpe", "max_drawdown", "annual_turnover", "costs_paid",
+                 "mean_invested", "invested_std"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"  {int(table['trials'].iloc[0])} strategies and settings tried (the deflated Sharpe counts them); entry at "
+          f"each symbol's first close after the decision")
     goals(figures, table)
     timings["total"] = time.perf_counter() - started
     print("\nwall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; {load_note()}")
@@ -290,6 +293,13 @@ def goals(figures: pd.DataFrame, table: pd.DataFrame) -> None:
         print(f"  {row._1:<6} {row.horizon}: P10-P90 coverage {row.cov_80:.3f} {'met' if ok else 'NOT met'}; "
               f"CRPS skill {row.crps_skill:+.4f} {'met' if crps_ok else 'NOT met'}")
     by = table.set_index("strategy")
+    if {"half_kelly", "equal_weight"} <= set(by.index):
+        fk, ew = by.loc["half_kelly"], by.loc["equal_weight"]
+        ratio = fk["max_drawdown"] / ew["max_drawdown"] if ew["max_drawdown"] else float("nan")
+        print(f"  issue 20: fractional-Kelly Sharpe {fk['sharpe']:.3f} vs equal weight {ew['sharpe']:.3f} "
+              f"(PSR {fk['psr_vs_equal_weight']:.2f}); max drawdown {ratio:.2f} of equal weight's (goal <= 0.75): "
+              f"{'met' if fk['sharpe'] >= ew['sharpe'] and ratio <= 0.75 else 'NOT met'}; invested share "
+              f"{fk['mean_invested']:.2f} +- {fk['invested_std']:.2f}")
     if {"half_kelly", "full_kelly", "equal_weight"} <= set(by.index):
         dd = by.loc["half_kelly", "max_drawdown"] / by.loc["full_kelly", "max_drawdown"] if by.loc["full_kelly", "max_drawdown"] else float("nan")
         print(f"  half-Kelly max drawdown / full Kelly's = {dd:.2f} (goal <= 0.60: {'met' if dd <= 0.6 else 'NOT met'}); "

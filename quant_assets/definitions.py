@@ -8,6 +8,7 @@ from quant_assets.defs.automation import build_automation_defs
 from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import SLICE_IO_MANAGER, build_market_defs
+from quant_assets.defs.market.restatements import restatement_refits
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.projections.alerts import book_alerts_sensor
 from quant_assets.defs.projections.assets import build_projection_defs
@@ -54,7 +55,7 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
         asset_checks=[lookahead_check, *walk_forward_checks, *automation_checks],
         jobs=[*jobs, *automation_jobs],
         schedules=schedules,
-        sensors=[*sensors, book_alerts_sensor],
+        sensors=[*sensors, restatement_refits, book_alerts_sensor],
         resources={
             "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
             SLICE_IO_MANAGER: WarehouseIOManager(database=str(settings.warehouse_path)),

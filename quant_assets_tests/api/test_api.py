@@ -68,11 +68,13 @@ def test_projector_errors_are_readable(client, query, status, says):
 
 def test_backtest_series_summary_and_open_period(client):
     body = client.get("/api/backtest").json()
-    assert set(body["series"]) == {"half_kelly", "full_kelly", "equal_weight", "sp500_buy_hold"}
+    assert set(body["series"]) == {"half_kelly", "full_kelly", "equal_weight", "inverse_volatility", "sp500_buy_hold"}
     for points in body["series"].values():
         # Six decisions; the last period is still in progress, so it is marked live (open_period), not compounded.
         assert all(p["drawdown"] <= 0 for p in points) and len(points) == 5
     assert {row["strategy"] for row in body["summary"]} == set(body["series"])
+    equal = next(row for row in body["summary"] if row["strategy"] == "equal_weight")
+    assert equal["psr_vs_equal_weight"] == 0.5 and equal["trials"] == len(body["series"]) and equal["sharpe_se"] > 0
     assert body["open_period"]["since"] == "2022-12-28" and body["open_period"]["half_kelly_return"] == 0.0
 
 

@@ -1,7 +1,9 @@
 """Corporate actions (issue #21, item 1): a loopback Polygon server that starts answering a 4:1 split and, two
 sessions late, a 2% dividend adjustment mid-history. The daily runs' overlap finds both, restates the stored history
 (no -75% day remains), records them in market.adjustments, and the restatements_propagated check fails until the
-features have been rebuilt; the rebuilt features and labels equal a full reload's."""
+features have been rebuilt and the advice of the days that read the dividend's ex-date (whose stored return the late
+adjustment changed) has been re-materialized, which the restatement_refits sensor requests; the rebuilt features and
+labels equal a full reload's."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 from quant_assets.lib.market.providers import polygon
 from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets.settings import Settings
+from quant_assets_tests.defs.test_advice_ledger import synthetic_ensemble
 from quant_assets_tests.defs.test_incremental_features import assert_same_tables, model_tables
 from quant_assets_tests.support.loopback import LoopbackServer, Request, json_reply
 from quant_assets_tests.support.runs import materialize
@@ -28,6 +31,8 @@ SYMBOLS = ("ACME", "BETA", "SP500")
 EVENTS = {"ACME": (SPLIT, SPLIT, 0.25), "BETA": (DIVIDEND, DIVIDEND_KNOWN, 0.98)}  # effective, known from, factor
 PRICES = "key:market/prices"
 MARKET = "key:market/prices or key:market/onchain"  # the features read both (no crypto here: on-chain is empty)
+# Advice given before the dividend's adjustment was known: the last two days read the ex-date's stored return.
+ADVICE_DAYS = (date(2022, 3, 9), DIVIDEND, date(2022, 3, 11))
 
 
 def weekdays(first: date, last: date) -> list[date]:
@@ -114,6 +119,29 @@ def run_check():
                           selection=dg.AssetSelection.checks(key))
 
 
+def advise(days) -> None:
+    """Each day's advice through its Dagster partition, on a synthetic ensemble whose rows end before the ex-date (so
+    no window reads it: the days after it advise from the latest rows, as a window's last days do)."""
+    warehouse = Warehouse(Settings().warehouse_path)
+    warehouse.replace("forecasts.ensemble", synthetic_ensemble(warehouse.query(
+        "SELECT symbol, date FROM features.features WHERE date >= DATE '2022-03-01' AND date < ? ORDER BY ALL",
+        [DIVIDEND])))
+    for day in days:
+        assert materialize(["projections", "allocations"], partition_key=str(day)).success
+
+
+def sensor_requests():
+    """The restatement_refits sensor's run requests, evaluated as the daemon would."""
+    from quant_assets.definitions import build_definitions
+    from quant_assets.defs.market.restatements import restatement_refits
+
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs,
+                                          resources={"warehouse": defs.resources["warehouse"]})
+        return restatement_refits(context)
+
+
 def test_a_split_and_a_late_dividend_are_restated_recorded_and_propagated(provider, monkeypatch, tmp_path):
     answers, server = provider
     on(RUN_DAYS[0], answers, monkeypatch)
@@ -130,6 +158,9 @@ def test_a_split_and_a_late_dividend_are_restated_recorded_and_propagated(provid
         assert server.requests[-1].path.endswith(f"/{day}")
         # Each daily fetch reached back over the last stored sessions (the overlap).
         assert date.fromisoformat(server.requests[-1].path.split("/")[8]) < day - timedelta(days=4)
+        if day == ADVICE_DAYS[-1]:
+            assert materialize_features(day).success
+            advise(ADVICE_DAYS)
     assert checks[SPLIT] is False and checks[DIVIDEND_KNOWN] is False
 
     prices = stored_prices()
@@ -142,20 +173,32 @@ def test_a_split_and_a_late_dividend_are_restated_recorded_and_propagated(provid
     np.testing.assert_allclose(prices["volume"].to_numpy() * prices["close"].to_numpy(), 1e6, rtol=1e-9)
 
     events = pl.from_pandas(Warehouse(Settings().warehouse_path).query(
-        "SELECT symbol, effective_date, factor, detected_on, restated_from, propagated_at "
+        "SELECT symbol, effective_date, factor, detected_on, restated_from, returns_changed_from, propagated_at "
         "FROM market.adjustments ORDER BY symbol"))
     assert events["symbol"].to_list() == ["ACME", "BETA"]
     assert [d.date() for d in events["effective_date"]] == [SPLIT, DIVIDEND]
     assert [d.date() for d in events["detected_on"]] == [SPLIT, DIVIDEND_KNOWN]
     np.testing.assert_allclose(events["factor"].to_numpy(), [0.25, 0.98], rtol=1e-12)
     assert [d.date() for d in events["restated_from"]] == [FIRST, FIRST]
-    assert events["propagated_at"].is_null().all()
+    # The split was found on the fetch that brought it (no stored return changed); the dividend's adjustment came
+    # after its ex-date was stored, changing that day's return. The features run of the advice propagated the split.
+    assert [None if d is None else d.date() for d in events["returns_changed_from"]] == [None, DIVIDEND]
+    assert events["propagated_at"].is_null().to_list() == [False, True]
 
     # The features run rebuilds from the earliest restated day; the check then passes.
     assert materialize_features(RUN_DAYS[-1]).success
     assert not Warehouse(Settings().warehouse_path).query(
         "SELECT propagated_at FROM market.adjustments")["propagated_at"].isna().any()
+    # The advice that read the ex-date waits for its re-materialization, which the sensor requests.
+    waiting = check_result(run_check())
+    assert not waiting.passed and "advice 2022-03-10" in waiting.description and "2022-03-09" not in waiting.description
+    requests = sensor_requests()
+    assert [(r.partition_key, sorted(k.to_user_string() for k in r.asset_selection)) for r in requests] == [
+        (str(day), ["allocations", "projections"]) for day in ADVICE_DAYS[1:]]
+    for request in requests:
+        assert materialize(request.asset_selection, partition_key=request.partition_key).success
     assert check_result(run_check()).passed
+    assert sensor_requests().skip_message == "nothing read restated prices"
     incremental = model_tables(Settings().warehouse_path)
 
     # A full reload: a fresh home loading everything the provider answers today, then one features build.

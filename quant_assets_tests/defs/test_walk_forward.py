@@ -161,7 +161,12 @@ def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline
         ensemble = materialize(dg.AssetSelection.groups("ensemble"), partition_key=key)
         assert ensemble.success
     decisions = materialize(["projections", "allocations"], partition_key="2022-12-28")  # the sample's last day
-    assert decisions.success and materialize(["decision_backtest", "advice_scorecard"]).success
+    judged = materialize(["decision_backtest", "advice_scorecard"])
+    assert decisions.success and judged.success
+    # The backtest's statistics reach the asset's metadata, with the goal stated met or not met.
+    facts = judged.asset_materializations_for_node("decision_backtest")[0].metadata
+    assert facts["goal_sharpe_and_drawdown"].value in ("met", "not met") and facts["trials"].value == 5
+    assert "psr_vs_equal_weight" in facts["table_summary"].value and "deflated_sharpe" in facts["table_summary"].value
     warehouse = Warehouse(settings.warehouse_path)
 
     rows = warehouse.query("SELECT window_start, count(*) n FROM forecasts.ensemble GROUP BY ALL ORDER BY 1")
@@ -188,15 +193,17 @@ def test_ensemble_projections_and_projector_from_the_backfilled_windows(pipeline
     assert "data:image/png;base64," in metadata["fan_chart"].value
 
     backtest = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
-    assert backtest["strategy"].tolist() == ["equal_weight", "full_kelly", "half_kelly", "sp500_buy_hold"]
+    assert backtest["strategy"].tolist() == ["equal_weight", "full_kelly", "half_kelly", "inverse_volatility",
+                                             "sp500_buy_hold"]
     # December 2022 is still in progress on the data's last day: reported apart, not compounded.
     assert (backtest["periods"] == len(WINDOWS) - 1).all() and backtest["max_drawdown"].le(0).all()
     assert backtest["in_progress_return"].notna().all()
     # October 2022 opens on a Saturday with only BTC trading: the decision waits for the equities' first
-    # session (Monday the 3rd), and equal weight holds every symbol from there until November's decision
-    # (Tuesday the 1st), net of 10 bp on the purchase.
+    # session (Monday the 3rd), and equal weight buys every symbol at the next close (Tuesday the 4th) and holds
+    # it until November's decision (Tuesday the 1st) is entered at the close after it (Wednesday the 2nd), net
+    # of 10 bp on the purchase.
     held = warehouse.query("""SELECT symbol, arg_max(close, date) / arg_min(close, date) - 1 AS r FROM market.prices
-                              WHERE date >= DATE '2022-10-03' AND date <= DATE '2022-11-01' GROUP BY symbol""")
+                              WHERE date > DATE '2022-10-03' AND date <= DATE '2022-11-02' GROUP BY symbol""")
     assert len(held) == len(TINY_UNIVERSE.split(","))
     equal = warehouse.query("SELECT * FROM projections.backtest WHERE strategy = 'equal_weight' ORDER BY window_start")
     assert equal["period_return"][0] == pytest.approx((1 - 0.001) * (1 + held["r"].mean()) - 1)

@@ -114,6 +114,13 @@ def test_backtest_chart_renders(server, page):
     expect(page.locator("[data-testid=drawdown-chart] .recharts-line")).to_have_count(strategies)
     expect(page.locator("[data-testid=summary] tbody tr")).to_have_count(strategies)
     expect(page.get_by_test_id("summary")).to_contain_text("Fractional Kelly (½)")
+    # The statistics table: one row per strategy, equal weight's chance of beating itself is one half.
+    statistics = page.get_by_test_id("statistics")
+    expect(statistics.locator("tbody tr")).to_have_count(strategies)
+    expect(statistics.locator("tbody tr", has_text="Equal weight")).to_contain_text("50.0%")
+    expect(statistics).to_contain_text("Inverse volatility")
+    trials = httpx.get(server.url + "/api/backtest").json()["summary"][0]["trials"]
+    expect(page.get_by_test_id("statistics-note")).to_contain_text(f"the {trials} strategies and settings tried")
 
 
 def _rebalance_rows(page) -> dict[str, dict]:

@@ -3,7 +3,8 @@
 Each asset returns the polars frame of its partition range to the warehouse IO manager, which replaces that
 slice (``partition_expr`` = ``date``) in one transaction. Twenty years load in one run (single-run backfill).
 A restatement of stored history the prices fetch found (a split the provider now adjusts) is written first, in its
-own transaction, and the ``restatements_propagated`` check fails until the features have been rebuilt from it.
+own transaction, and the ``restatements_propagated`` check fails until the features have been rebuilt from it and
+every window and advice day that read a day whose return it changed has been re-materialized.
 """
 
 from datetime import timedelta
@@ -17,6 +18,7 @@ from quant_assets.lib.market.adjustments import store_restatement, unpropagated
 from quant_assets.lib.market.calendar import clock_moment
 from quant_assets.lib.market.providers import ProviderConfig
 from quant_assets.lib.market.slices import LoadResult, Slice, load_onchain, load_prices
+from quant_assets.lib.storage.refits import pending_refits
 
 PRICES_KEY = dg.AssetKey(["market", "prices"])
 ONCHAIN_KEY = dg.AssetKey(["market", "onchain"])
@@ -69,16 +71,34 @@ def build_market_defs(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefi
 
     @dg.asset_check(asset=PRICES_KEY, name="restatements_propagated",
                     description="Fails while a restatement of stored prices (market.adjustments) has not been rebuilt "
-                                "into the features and labels; materialize the features, then run this check again.")
+                                "into the features and labels, or while a window's fits or ensemble or a day's advice "
+                                "that read a day whose return it changed has not been re-materialized (the "
+                                "restatement_refits sensor requests them, in order, once the features are rebuilt).")
     def restatements_propagated(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        # The features run marks the events it rebuilt from (propagated_at), after its dbt build succeeded: a flag
-        # written by the run that did the work, rather than timestamps compared across runs that may overlap.
+        # Both halves are flags written by the run that did the work (the features run marks the events it rebuilt
+        # from; each refit refreshes its own marks), rather than timestamps compared across runs that may overlap.
         pending = unpropagated(warehouse.get())
         symbols = sorted(set(pending["symbol"].to_list())) if pending.height else []
-        return dg.AssetCheckResult(passed=not symbols, severity=dg.AssetCheckSeverity.ERROR, metadata=as_dagster_metadata({
-            "pending_restatements": pending.height, "symbols": symbols,
-            "events": [{k: str(v) for k, v in row.items()} for row in pending.iter_rows(named=True)]}),
-            description=None if not symbols else f"prices of {', '.join(symbols)} were restated and their features "
-                                                 "and labels not yet rebuilt; materialize the features group")
+        refits = pending_refits(warehouse.get())
+        return dg.AssetCheckResult(
+            passed=not symbols and refits.empty, severity=dg.AssetCheckSeverity.ERROR,
+            metadata=as_dagster_metadata({
+                "pending_restatements": pending.height, "symbols": symbols,
+                "events": [{k: str(v) for k, v in row.items()} for row in pending.iter_rows(named=True)],
+                "pending_refits": len(refits), "refits": refits}),
+            description=restatement_status(symbols, refits))
 
     return [prices, onchain_metrics, restatements_propagated]
+
+
+def restatement_status(symbols: list[str], refits) -> str | None:
+    """One sentence on what a restatement still waits for; None when nothing does."""
+    if symbols:
+        return (f"prices of {', '.join(symbols)} were restated and their features and labels not yet rebuilt; "
+                "materialize the features group")
+    if refits.empty:
+        return None
+    waiting = ", ".join(f"{stage} {partition}" + (f" ({model})" if model else "") for stage, model, partition in
+                        refits[["stage", "model", "partition_date"]].head(6).itertuples(index=False))
+    more = f" and {len(refits) - 6} more" if len(refits) > 6 else ""
+    return f"{len(refits)} outputs read restated prices and were not re-materialized yet: {waiting}{more}"

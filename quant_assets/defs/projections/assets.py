@@ -98,8 +98,10 @@ def advice_scorecard_asset(warehouse: WarehouseResource, settings: SettingsResou
 
 @dg.asset(name="decision_backtest", group_name="projections", deps=[ENSEMBLE_KEY], kinds={"cvxpy", "duckdb"},
           automation_condition=REFRESH_AFTER_UPSTREAM,
-          description="Fractional Kelly (½) vs full Kelly vs equal weight held window by window, net of costs (a window's "
-                      "Kelly problem is solved again only when its ensemble or sizing changed).")
+          description="Fractional Kelly (½) vs full Kelly, equal weight, inverse volatility and the index held window by "
+                      "window from each symbol's first close after the decision, net of costs, with Sharpe standard "
+                      "errors, the probabilistic Sharpe ratio over equal weight and the deflated Sharpe ratio over the "
+                      "settings tried (a window's Kelly problem is solved again only when its ensemble or sizing changed).")
 def decision_backtest_asset(config: SizingConfig, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     current = settings.get()
     result = decision_backtest(warehouse.get(), _policy(config, current.seed), PERIODS_PER_YEAR[current.wf_cadence],

@@ -19,9 +19,10 @@ from quant_assets.lib.ensemble.build import build_class_ensembles
 from quant_assets.lib.ensemble.sizing_prior import SIZING_COLUMNS
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
+from quant_assets.lib.storage import refits
 from quant_assets.lib.storage.memo import DiskMemo
-from quant_assets.lib.storage.warehouse import Warehouse, replace_in
-from quant_assets.lib.walk_forward.outcomes import ENSEMBLE, ensure_columns, predictions_with_outcomes, refresh_outcomes
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
+from quant_assets.lib.walk_forward.outcomes import ENSEMBLE, predictions_with_outcomes, refresh_outcomes
 from quant_assets.lib.walk_forward.scoring import score_predictions
 
 KEYS = ["symbol", "date", "horizon"]
@@ -79,11 +80,13 @@ def training_days_per_symbol(warehouse: Warehouse, window_start: date) -> dict[s
 
 def class_growth(warehouse: Warehouse, window_start: date) -> dict[str, float]:
     """Per asset class, the log of the mean daily gross return (``exp(ret_1d)``, pooled over symbols and days) over
-    the window's training span: the long-run arithmetic return sizing assumes without information."""
+    the window's training span: the long-run arithmetic return sizing assumes without information. An expanding
+    window's plans have no ``train_start``: its span is all the history before the window."""
     frame = warehouse.query(
         """SELECT f.asset_class, ln(avg(exp(f.ret_1d))) AS growth FROM features.features f
            WHERE f.ret_1d IS NOT NULL AND f.date < ?
-             AND f.date >= (SELECT min(train_start) FROM forecasts.plans WHERE window_start = ?)
+             AND f.date >= coalesce((SELECT min(train_start) FROM forecasts.plans WHERE window_start = ?),
+                                    DATE '0001-01-01')
            GROUP BY f.asset_class""", [window_start, window_start])
     return dict(zip(frame["asset_class"], frame["growth"].astype("float64")))
 
@@ -119,6 +122,7 @@ def write_window_ensemble(warehouse: Warehouse, result: WindowEnsemble) -> None:
         ensure_columns(con, "forecasts.ensemble", ADDED_COLUMNS)
         replace_in(con, "forecasts.ensemble", result.ensemble, {"window_start": result.window_start})
         replace_in(con, "forecasts.scores", result.scores, {"window_start": result.window_start, "model": ENSEMBLE})
+        refits.refresh(con, refits.ENSEMBLE, result.window_start)
 
 
 def ensemble_window(warehouse: Warehouse, window_start: date, models: Sequence[str] = MODEL_NAMES,

@@ -22,12 +22,13 @@ what the ``restatements_propagated`` check on ``market/prices`` reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import polars as pl
 
 from quant_assets.lib.market.providers.schema import PRICE_SCHEMA
-from quant_assets.lib.storage.warehouse import Warehouse, ensure_table
+from quant_assets.lib.storage.refits import mark_restated_reads, utc_now
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns
 
 OVERLAP_SESSIONS = 5
 # The overlap looks this far back for a symbol's last stored days: a symbol silent for longer (delisted, a gap in
@@ -74,13 +75,14 @@ def find_restatement(warehouse: Warehouse, overlap: pl.DataFrame, fresh: pl.Data
     rows = restated_rows(history, fresh, events)
     counts = rows.filter(pl.col("_changed")).group_by("symbol").agg(
         pl.col("date").min().alias("restated_from"), pl.len().alias("rows_restated"))
-    events = events.drop("restated_from", "rows_restated").join(counts, on="symbol", how="inner")
+    events = events.drop("restated_from", "rows_restated").join(counts, on="symbol", how="inner").join(
+        returns_changed_from(history, rows), on="symbol", how="left")
     return Restatement(events.select(_EVENT_COLUMNS), rows.drop("_changed").filter(
         pl.col("symbol").is_in(events["symbol"].implode())))
 
 
 _EVENT_COLUMNS = ("symbol", "effective_date", "factor", "detected_on", "restated_from", "restated_to",
-                  "rows_restated", "source")
+                  "rows_restated", "source", "returns_changed_from")
 
 
 def _events(overlap: pl.DataFrame, fresh: pl.DataFrame, first: date, detected_on: date) -> pl.DataFrame:
@@ -125,12 +127,33 @@ def restated_rows(history: pl.DataFrame, fresh: pl.DataFrame, events: pl.DataFra
     return pl.concat([scaled.select(columns), replaced.select(columns)]).sort("symbol", "date")
 
 
+def returns_changed_from(history: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """Per symbol, the first stored day whose daily log return of close (or of volume) the restated ``rows`` change;
+    null when none does. A factor applied to a whole stored history changes no return (every feature is a ratio of
+    prices, so nothing computed from it changes); a provider that now answers other closes for some stored days, or
+    adjusts only the days before a stored ex-date, does."""
+    restated = rows.select("symbol", "date", pl.col("close").alias("new_close"), pl.col("volume").alias("new_volume"))
+    both = history.select("symbol", "date", "close", "volume").join(restated, on=["symbol", "date"], how="left") \
+        .with_columns(pl.col("new_close").fill_null(pl.col("close")), pl.col("new_volume").fill_null(pl.col("volume"))) \
+        .sort("symbol", "date")
+
+    def step(column: str) -> pl.Expr:
+        return (pl.col(column) / pl.col(column).shift(1)).log().over("symbol")
+
+    moved = lambda old, new: ((step(new) - step(old)).abs() > TOLERANCE).fill_null(
+        step(new).is_null() != step(old).is_null())  # noqa: E731
+    changed = both.filter(moved("close", "new_close") | moved("volume", "new_volume"))
+    return changed.group_by("symbol").agg(pl.col("date").min().alias("returns_changed_from")).join(
+        both.select("symbol").unique(), on="symbol", how="right").select("symbol", "returns_changed_from")
+
+
 def store_restatement(warehouse: Warehouse, restatement: Restatement, recorded_at: datetime | None = None) -> None:
-    """Replace the restated rows and record the events, in one transaction."""
+    """Replace the restated rows and record the events, in one transaction; mark what read a day whose return
+    changed (``lib/storage/refits.py``)."""
     events = restatement.events.with_columns(
-        pl.lit(recorded_at or _now()).alias("recorded_at"), pl.lit(None, dtype=pl.Datetime("us")).alias("propagated_at"))
+        pl.lit(recorded_at or utc_now()).alias("recorded_at"), pl.lit(None, dtype=pl.Datetime("us")).alias("propagated_at"))
     with warehouse.writer() as con:
-        ensure_table(con, ADJUSTMENTS)
+        ensure_columns(con, ADJUSTMENTS, {"returns_changed_from": "DATE"})
         con.register("restated_rows", restatement.rows.to_arrow())
         con.register("adjustment_events", events.to_arrow())
         try:
@@ -138,6 +161,7 @@ def store_restatement(warehouse: Warehouse, restatement: Restatement, recorded_a
                         "WHERE p.symbol = e.symbol AND p.date <= e.restated_to")
             con.execute(f"INSERT INTO {PRICES} BY NAME SELECT * FROM restated_rows")
             con.execute(f"INSERT INTO {ADJUSTMENTS} BY NAME SELECT * FROM adjustment_events")
+            mark_restated_reads(con, "adjustment_events")
         finally:
             con.unregister("restated_rows")
             con.unregister("adjustment_events")
@@ -158,7 +182,7 @@ def mark_propagated(warehouse: Warehouse, recorded_until: datetime, at: datetime
     """Mark the events recorded up to ``recorded_until`` as rebuilt downstream (a features run read them)."""
     with warehouse.writer() as con:
         con.execute(f"UPDATE {ADJUSTMENTS} SET propagated_at = ? WHERE propagated_at IS NULL AND recorded_at <= ?",
-                    [at or _now(), recorded_until])
+                    [at or utc_now(), recorded_until])
 
 
 def unpropagated(warehouse: Warehouse) -> pl.DataFrame:
@@ -173,8 +197,3 @@ def unpropagated(warehouse: Warehouse) -> pl.DataFrame:
 
 def _as_prices(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) for c, t in PRICE_SCHEMA.items()])
-
-
-def _now() -> datetime:
-    """Naive UTC, as DuckDB's TIMESTAMP stores it."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)

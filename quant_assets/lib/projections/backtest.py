@@ -12,8 +12,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from quant_assets.lib.projections.statistics import (
+    deflated_sharpe_ratio, moments, probabilistic_sharpe_ratio, sharpe_ratio, sharpe_standard_error,
+)
+
 PERIOD_COLUMNS: tuple[str, ...] = (
-    "strategy", "window_start", "period_return", "log_growth", "turnover", "cumulative_log_growth",
+    "strategy", "window_start", "period_return", "log_growth", "turnover", "cumulative_log_growth", "cost", "invested",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "strategy", "periods", "log_growth", "annual_return", "annual_volatility", "sharpe", "max_drawdown",
@@ -73,7 +77,8 @@ def run_backtest(
     drifted with its returns (from all-cash at the start); every unit traded costs ``cost_bp`` basis
     points, paid before the period's return: ``1 + r_net = (1 - cost) (1 + w . r)``.
 
-    Returns the per-window frame (``PERIOD_COLUMNS``) and one summary row per strategy
+    Returns the per-window frame (``PERIOD_COLUMNS``: also the ``cost`` paid, a fraction of the period's starting
+    wealth, and the share ``invested``) and one summary row per strategy
     (``SUMMARY_COLUMNS``, from ``performance`` of the net returns).
     """
     if cost_bp < 0:
@@ -102,6 +107,7 @@ def run_backtest(
         periods.append(pd.DataFrame({
             "strategy": str(strategy), "window_start": asset_returns.index, "period_return": net,
             "log_growth": log_growth, "turnover": turnover, "cumulative_log_growth": np.cumsum(log_growth),
+            "cost": turnover * cost_bp / 1e4, "invested": w.sum(axis=1),
         }))
         summaries.append({"strategy": str(strategy), **performance(net, periods_per_year)})
     if not periods:
@@ -178,3 +184,57 @@ def held_backtest(
                      "in_progress_return": float(running.iloc[0]) if len(running) else float("nan")})
     summary = pd.DataFrame(rows)[list(HELD_SUMMARY_COLUMNS)].astype({"periods": "int64"})
     return table, summary
+
+
+STATISTICS_COLUMNS: tuple[str, ...] = (
+    "sharpe_se", "skewness", "kurtosis", "psr_vs_equal_weight", "trials", "deflated_sharpe", "turnover",
+    "annual_turnover", "costs_paid", "mean_invested", "invested_std",
+)
+EQUAL_WEIGHT = "equal_weight"
+
+
+def period_sharpes(table: pd.DataFrame) -> dict[str, float]:
+    """Each strategy's per-period Sharpe ratio over its complete periods (``status`` not ``in_progress``)."""
+    done = table[table["status"] != "in_progress"] if "status" in table else table
+    return {str(k): sharpe_ratio(g["period_return"]) for k, g in done.groupby("strategy", sort=False)}
+
+
+def strategy_statistics(table: pd.DataFrame, summary: pd.DataFrame, periods_per_year: float,
+                        trials: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with the statistics a quant asks for, per strategy over its complete periods.
+
+    ``sharpe_se``: the annual Sharpe's standard error (Mertens 2002, skewness and kurtosis of the period returns);
+    ``psr_vs_equal_weight``: the probabilistic Sharpe ratio (Bailey & López de Prado 2012) of the strategy against
+    equal weight's observed Sharpe, the probability its true Sharpe is the higher; ``trials``: the strategies and
+    settings tried (rows of ``trials``, each with its per-period ``sharpe``) and ``deflated_sharpe`` the
+    probability the Sharpe beats the best of that many skill-less trials (Bailey & López de Prado 2014; with one
+    trial, the probabilistic Sharpe ratio against 0); ``turnover`` the mean one-way traded share per period and
+    ``annual_turnover`` a year's; ``costs_paid`` the sum of the periods' costs as fractions of wealth;
+    ``mean_invested`` / ``invested_std`` the share invested at the decisions and how much it moves.
+    """
+    done = table[table["status"] != "in_progress"] if "status" in table else table
+    sharpes = period_sharpes(table)
+    benchmark = sharpes.get(EQUAL_WEIGHT, float("nan"))
+    n_trials = len(trials)
+    trial_sharpes = trials["sharpe"].astype("float64").dropna() if n_trials else pd.Series(dtype="float64")
+    variance = float(trial_sharpes.var(ddof=1)) if len(trial_sharpes) > 1 else float("nan")
+    rows = []
+    for strategy in summary["strategy"]:
+        group = done[done["strategy"] == strategy]
+        r = group["period_return"].to_numpy(dtype="float64")
+        skew, kurtosis = moments(r)
+        sharpe = sharpes.get(str(strategy), float("nan"))
+        rows.append({
+            "strategy": strategy, "sharpe_se": sharpe_standard_error(r) * np.sqrt(periods_per_year),
+            "skewness": skew, "kurtosis": kurtosis,
+            "psr_vs_equal_weight": probabilistic_sharpe_ratio(sharpe, benchmark, len(r), skew, kurtosis),
+            "trials": n_trials,
+            "deflated_sharpe": deflated_sharpe_ratio(sharpe, len(r), skew, kurtosis, max(n_trials, 1),
+                                                     variance if n_trials > 1 else 0.0),
+            "turnover": float(group["turnover"].mean()) if len(group) else float("nan"),
+            "annual_turnover": float(group["turnover"].mean()) * periods_per_year if len(group) else float("nan"),
+            "costs_paid": float(group["cost"].sum()),
+            "mean_invested": float(group["invested"].mean()) if len(group) else float("nan"),
+            "invested_std": float(group["invested"].std(ddof=1)) if len(group) > 1 else float("nan"),
+        })
+    return summary.merge(pd.DataFrame(rows, columns=["strategy", *STATISTICS_COLUMNS]), on="strategy", how="left")

@@ -14,7 +14,8 @@ from quant_assets.lib.projections.montecarlo import PORTFOLIO, bands
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.projections.rebalance_book import SCENARIOS, scenario_rows
 from quant_assets.lib.projections.sizing import Decision, SizingPolicy, decide
-from quant_assets.lib.storage.warehouse import Warehouse, replace_in
+from quant_assets.lib.storage import refits
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
 from quant_assets.lib.vocabulary import HORIZON_LABELS
 
 # Recent daily returns, demeaned per symbol, stand in for the residuals whose correlation couples the scenarios.
@@ -138,10 +139,12 @@ def project_and_allocate(inputs: ProjectionInputs, policy: SizingPolicy) -> Proj
 def write_projection(warehouse: Warehouse, as_of: date, projection: Projection) -> None:
     """Replace day ``as_of`` of the bands, allocations and trade plan in one transaction (other days kept)."""
     with warehouse.writer() as con:
+        ensure_columns(con, "projections.allocations", {"sizing_horizon": "VARCHAR"})
         replace_in(con, "projections.bands", projection.bands, {"as_of": as_of})
         replace_in(con, "projections.allocations", projection.allocations, {"as_of": as_of})
         if projection.scenarios is not None:
             replace_in(con, SCENARIOS, projection.scenarios, {"as_of": as_of})
+        refits.refresh(con, refits.ADVICE, as_of)
         install_projector(con, as_of)
 
 
@@ -166,6 +169,7 @@ def _allocation_rows(prices: pd.DataFrame, decision: Decision) -> pd.DataFrame:
         rows.append({"as_of": decision.as_of, "symbol": symbol, "asset_class": prices.loc[symbol, "asset_class"],
                      "confidence": float(confidence.get(symbol, np.nan)), "kelly_weight": decision.kelly[symbol],
                      "half_kelly_weight": decision.fractional[symbol],
-                     "last_price": float(prices.loc[symbol, "last_price"]), **expected})
+                     "last_price": float(prices.loc[symbol, "last_price"]), **expected,
+                     "sizing_horizon": decision.policy.horizon})
     frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "confidence"], ascending=False, ignore_index=True)
     return frame.assign(rank=np.arange(1, len(frame) + 1))

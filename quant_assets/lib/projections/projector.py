@@ -22,6 +22,10 @@ _GROWTH = ",\n".join(
 )
 _CASH_GROWTH = ",\n".join(f"        1.0 AS {name}" for name in _BAND_NAMES)
 _VALUES = ",\n".join(f"    round(dollars * {name}, 2) AS {name}" for name in _BAND_NAMES)
+# A position's expected return at the horizon its weights were sized at (advice stored before allocations recorded
+# the horizon was sized at 1m, the policy's default then).
+_SIZED_EXPECTED_RETURN = "CASE coalesce(a.sizing_horizon, '1m') " + " ".join(
+    f"WHEN '{h}' THEN a.expected_return_{h}" for h in HORIZON_LABELS) + " END"
 
 # The plan per dollar of each as-of day, written with that day's allocations, so that the macros are one
 # scan of a small table (the joins and the pivot cost more than the 5 ms budget at query time). Lines are the
@@ -32,7 +36,7 @@ TRADE_PLAN_SELECT = f"""
 WITH day AS (SELECT DISTINCT as_of FROM projections.allocations WHERE as_of = $as_of),
 positions AS (
     SELECT a.as_of, a.rank AS line, a.rank, a.symbol, a.asset_class, 'BUY' AS side, a.confidence,
-        a.half_kelly_weight AS weight, a.last_price, a.expected_return_1m AS expected_return,
+        a.half_kelly_weight AS weight, a.last_price, {_SIZED_EXPECTED_RETURN} AS expected_return,
 {_GROWTH}
     FROM projections.allocations a
     JOIN day USING (as_of)

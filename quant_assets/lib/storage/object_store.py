@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from quant_assets.lib.storage import refits
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 
 # A fold's inputs and outputs, each a table of the warehouse's contract stored as ``<table>.parquet``.
@@ -77,4 +78,5 @@ def import_fold_outputs(warehouse: Warehouse, fs, folders: Mapping[str, str], wi
             for table in OUTPUT_TABLES:
                 frame = con.sql("SELECT * FROM read_parquet(?)", params=[f"{folder.rstrip('/')}/{table}.parquet"]).to_arrow_table()
                 counts[table] += replace_in(con, table, frame, {"window_start": window_start, "model": model})
+        refits.refresh(con, refits.FIT, window_start, sorted(folders))
     return counts

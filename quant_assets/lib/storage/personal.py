@@ -55,7 +55,7 @@ def _copy_plays_from(warehouse: Warehouse, store: Warehouse) -> None:
     with store.writer() as con:
         ensure_table(con, PLAYS)
         con.executemany(f"INSERT INTO {PLAYS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    log.warning("copied %d plays from the warehouse into %s, where they live from now on", len(rows), store.path)
+    log.info("copied %d plays from the warehouse into %s, where they live from now on", len(rows), store.path)
 
 
 def validate_play(symbol: str, shares: float, entry_price: float, entry_date: date, note: str | None,

@@ -22,7 +22,15 @@ DDL: dict[str, str] = {
             symbol VARCHAR NOT NULL, effective_date DATE NOT NULL, factor DOUBLE NOT NULL, detected_on DATE NOT NULL,
             restated_from DATE NOT NULL, restated_to DATE NOT NULL, rows_restated BIGINT NOT NULL,
             source VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL, propagated_at TIMESTAMP,
+            returns_changed_from DATE,
             PRIMARY KEY (symbol, effective_date, recorded_at))""",
+    # What read prices a restatement changed (lib/storage/refits.py): one row per fit (model, window), window
+    # ensemble or advice day stored before the event; refreshed_at is set by the write that replaces it.
+    "market.restatement_refits": """
+        CREATE TABLE IF NOT EXISTS market.restatement_refits (
+            stage VARCHAR NOT NULL, model VARCHAR NOT NULL, partition_date DATE NOT NULL, symbol VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL, returns_changed_from DATE NOT NULL, refreshed_at TIMESTAMP,
+            PRIMARY KEY (stage, model, partition_date, symbol, recorded_at))""",
     "forecasts.plans": """
         CREATE TABLE IF NOT EXISTS forecasts.plans (
             window_start DATE NOT NULL, window_end DATE NOT NULL, horizon VARCHAR NOT NULL,
@@ -61,18 +69,26 @@ DDL: dict[str, str] = {
             as_of DATE NOT NULL, symbol VARCHAR NOT NULL, rank INTEGER, asset_class VARCHAR, confidence DOUBLE,
             kelly_weight DOUBLE, half_kelly_weight DOUBLE, last_price DOUBLE,
             expected_return_1w DOUBLE, expected_return_1m DOUBLE, expected_return_3m DOUBLE, expected_return_1y DOUBLE,
+            sizing_horizon VARCHAR,
             PRIMARY KEY (as_of, symbol))""",
     "projections.backtest": """
         CREATE TABLE IF NOT EXISTS projections.backtest (
             strategy VARCHAR NOT NULL, window_start DATE NOT NULL, period_return DOUBLE, log_growth DOUBLE,
             turnover DOUBLE, cumulative_log_growth DOUBLE,
-            period_start DATE, period_end DATE, status VARCHAR, gap_days_after INTEGER,
+            period_start DATE, period_end DATE, status VARCHAR, gap_days_after INTEGER, cost DOUBLE, invested DOUBLE,
             PRIMARY KEY (strategy, window_start))""",
     "projections.backtest_summary": """
         CREATE TABLE IF NOT EXISTS projections.backtest_summary (
             strategy VARCHAR NOT NULL PRIMARY KEY, periods INTEGER, log_growth DOUBLE, annual_return DOUBLE,
             annual_volatility DOUBLE, sharpe DOUBLE, max_drawdown DOUBLE,
-            years_held DOUBLE, gaps INTEGER, gap_days INTEGER, in_progress_return DOUBLE)""",
+            years_held DOUBLE, gaps INTEGER, gap_days INTEGER, in_progress_return DOUBLE,
+            sharpe_se DOUBLE, skewness DOUBLE, kurtosis DOUBLE, psr_vs_equal_weight DOUBLE, trials BIGINT,
+            deflated_sharpe DOUBLE, turnover DOUBLE, annual_turnover DOUBLE, costs_paid DOUBLE, mean_invested DOUBLE,
+            invested_std DOUBLE)""",
+    "projections.backtest_trials": """
+        CREATE TABLE IF NOT EXISTS projections.backtest_trials (
+            setting VARCHAR NOT NULL, strategy VARCHAR NOT NULL, periods INTEGER, sharpe DOUBLE,
+            PRIMARY KEY (setting, strategy))""",
     "projections.backtest_decisions": """
         CREATE TABLE IF NOT EXISTS projections.backtest_decisions (
             window_start DATE NOT NULL, inputs VARCHAR NOT NULL, position INTEGER NOT NULL, symbol VARCHAR NOT NULL,
@@ -96,5 +112,6 @@ DDL: dict[str, str] = {
             as_of DATE NOT NULL, symbol VARCHAR NOT NULL, horizon VARCHAR NOT NULL, weight DOUBLE,
             p10 DOUBLE, p50 DOUBLE, p90 DOUBLE, p10_value DOUBLE, p50_value DOUBLE, p90_value DOUBLE,
             horizon_end DATE, realized_log_return DOUBLE, realized_value DOUBLE, inside_band BOOLEAN,
+            outcome VARCHAR, sizing_horizon VARCHAR,
             PRIMARY KEY (as_of, symbol, horizon))""",
 }

@@ -284,6 +284,14 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, like: str | None = 
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {like} LIMIT 0")
 
 
+def ensure_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> None:
+    """Create ``table`` from its DDL if missing and add any of ``columns`` (name -> SQL type) it lacks, so a
+    warehouse written before a column joined the contract keeps its rows and accepts the new ones."""
+    ensure_table(con, table)
+    for name, sql_type in columns.items():
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+
+
 def replace_in(con: duckdb.DuckDBPyConnection, table: str, frame: Any, where: Mapping[str, Any] | None) -> int:
     """Delete-then-insert inside the caller's transaction (so a re-materialization never duplicates)."""
     con.register("incoming_frame", frame)

@@ -16,7 +16,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from quant_assets.lib.storage.warehouse import ensure_table, has_table, replace_in
+from quant_assets.lib.storage.warehouse import has_table, replace_in
 from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.scoring import score_predictions
 
@@ -105,11 +105,3 @@ def rescore(con: duckdb.DuckDBPyConnection, window_start: date, model: str) -> p
     scores = score_predictions(frame).assign(window_start=window_start)
     replace_in(con, "forecasts.scores", scores, {"window_start": window_start, "model": model})
     return scores
-
-
-def ensure_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> None:
-    """Create ``table`` from its DDL if missing and add any of ``columns`` (name -> SQL type) it lacks, so a
-    warehouse written before a column joined the contract keeps its rows and accepts the new ones."""
-    ensure_table(con, table)
-    for name, sql_type in columns.items():
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")

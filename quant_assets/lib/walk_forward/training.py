@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from quant_assets.lib.models import make_model
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS, TARGET, Forecaster
+from quant_assets.lib.storage import refits
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
 from quant_assets.lib.vocabulary import HORIZONS
 from quant_assets.lib.walk_forward.plan import WindowPlan, eval_mask, training_mask
@@ -140,3 +141,4 @@ def store_fold(warehouse: Warehouse, result: FoldResult) -> None:
         replace_in(con, "forecasts.predictions", result.predictions, where)
         replace_in(con, "forecasts.fits", result.fits, where)
         replace_in(con, "forecasts.scores", result.scores, where)
+        refits.refresh(con, refits.FIT, window_start, [model])

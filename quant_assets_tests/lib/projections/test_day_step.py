@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from quant_assets.lib.models.base import QUANTILE_COLUMNS
-from quant_assets.lib.projections.day_step import STALE_DAYS, latest_marginals, project_and_allocate
+from quant_assets.lib.projections.day_step import STALE_DAYS, latest_marginals, project_and_allocate, write_projection
 from quant_assets.lib.projections.kelly import scenario_kelly
 from quant_assets.lib.projections.montecarlo import PORTFOLIO, simulate
 from quant_assets.lib.projections.sizing import decide
+from quant_assets.lib.storage.warehouse import Warehouse
 from quant_assets_tests.lib.projections.conftest import SURFACE_POLICY
 
 
@@ -85,3 +86,17 @@ def test_the_bands_shown_are_those_of_the_scenarios_the_weights_were_solved_on(s
     for band in projection.bands[projection.bands["symbol"] == PORTFOLIO].itertuples():
         portfolio = np.log1p(np.expm1(decision.scenarios.returns[band.horizon]) @ weights)
         np.testing.assert_allclose([band.p10, band.p50, band.p90], np.quantile(portfolio, [0.1, 0.5, 0.9]), atol=1e-15)
+
+
+def test_the_projector_shows_the_expected_return_at_the_policys_horizon(surface, tmp_path):
+    week = dataclasses.replace(SURFACE_POLICY, horizon="1w")
+    projection = project_and_allocate(surface.projection, week)
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    write_projection(warehouse, surface.projection.as_of, projection)
+    plan = warehouse.query("SELECT symbol, expected_return FROM projector(10000) WHERE rank IS NOT NULL")
+    allocations = warehouse.query("SELECT symbol, sizing_horizon, expected_return_1w, expected_return_1m "
+                                  "FROM projections.allocations").set_index("symbol")
+    assert len(plan) > 0 and (allocations["sizing_horizon"] == "1w").all()
+    for row in plan.itertuples():
+        assert row.expected_return == pytest.approx(round(allocations.loc[row.symbol, "expected_return_1w"], 4))
+        assert row.expected_return != pytest.approx(round(allocations.loc[row.symbol, "expected_return_1m"], 4))

@@ -25,7 +25,7 @@ def inputs(today):
             for s, b in band.items() for h in ("1w", "1m", "3m", "1y")]
     rows += [{"as_of": CASH_DAY, "symbol": "PORTFOLIO", "horizon": h, "p10": 0.0, "p50": 0.0, "p90": 0.0}
              for h in ("1w", "1m", "3m", "1y")]
-    return ScorecardInputs(positions, pd.DataFrame(rows), [DAY, CASH_DAY], today)
+    return ScorecardInputs(positions, pd.DataFrame(rows), [DAY, CASH_DAY], today, {DAY: "1m", CASH_DAY: "1m"})
 
 
 def row(card, as_of, symbol, horizon):
@@ -50,6 +50,11 @@ def test_positions_and_portfolio_against_their_bands_once_the_horizon_ended():
         assert pd.isna(row(card, DAY, symbol, "1m")["realized_value"]) and pd.isna(row(card, DAY, symbol, "1m")["inside_band"])
     cash_week = row(card, CASH_DAY, "PORTFOLIO", "1w")
     assert cash_week["realized_value"] == 1.0 and cash_week["horizon_end"] == date(2022, 12, 9)
+    # A day advised only cash is its own category, not a band that held.
+    assert cash_week["outcome"] == "all_cash" and pd.isna(cash_week["inside_band"])
+    assert portfolio["outcome"] == "inside" and btc["outcome"] == "outside"
+    assert row(card, DAY, "AAPL", "1m")["outcome"] == "pending"
+    assert (card["sizing_horizon"] == "1m").all()
     assert pd.isna(row(card, CASH_DAY, "PORTFOLIO", "1m")["realized_value"])
 
 
@@ -57,12 +62,15 @@ def test_nothing_counts_before_its_horizon_ends_and_the_summary_counts_what_did(
     early = build_scorecard(inputs(today=date(2022, 12, 7)))
     assert early["inside_band"].isna().all()
     summary = scorecard_summary(build_scorecard(inputs(today=date(2023, 1, 1))))
-    # 1w: AAPL inside, BTC outside; portfolio inside on both days. 1m: AAPL only (BTC unknown, so no portfolio).
+    # 1w: AAPL inside, BTC outside; the invested portfolio inside. 1m: AAPL only (BTC unknown, so no portfolio).
     assert summary["share_inside_positions_1w"] == 0.5 and summary["share_inside_portfolio_1w"] == 1.0
     assert summary["share_inside_positions_1m"] == 1.0  # 0.02 within (-0.04, 0.06)
-    assert summary["share_inside_portfolio_1m"] == 1.0  # the all-cash day's 30 days ended on Jan 1
+    # The all-cash day's 30 days ended on Jan 1, but holding cash is no test of a band.
+    assert summary["share_inside_portfolio_1m"] == "no outcome yet"
     assert summary["share_inside_positions_3m"] == "no outcome yet"
-    assert summary["realized_rows"] == 2 + 2 + 1 + 1 and summary["as_of_days"] == 2
+    assert summary["realized_rows"] == 2 + 1 + 1 and summary["as_of_days"] == 2 and summary["all_cash_days"] == 1
+    table = summary["table_summary"].set_index(["horizon", "advice"])
+    assert table.loc[("1w", "portfolio"), "all_cash"] == 1 and table.loc[("1m", "portfolio"), "sizing_horizon"]
     assert np.isfinite(summary["advice_rows"])
 
 

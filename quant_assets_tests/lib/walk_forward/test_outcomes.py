@@ -13,9 +13,9 @@ from quant_assets.lib.projections import decision_backtest as decisions
 from quant_assets.lib.projections.decision_backtest import decision_backtest
 from quant_assets.lib.projections.sizing import SizingPolicy
 from quant_assets.lib.projections.sizing import decide as real_decide
-from quant_assets.lib.storage.warehouse import Warehouse
+from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns
 from quant_assets.lib.vocabulary import HORIZONS
-from quant_assets.lib.walk_forward.outcomes import ensure_columns, refresh_outcomes
+from quant_assets.lib.walk_forward.outcomes import refresh_outcomes
 from quant_assets.lib.walk_forward.plan import plan_window
 from quant_assets.lib.walk_forward.training import load_panel, panel_span, run_fold, store_fold
 from quant_assets_tests.support.synthetic import labels_known_on, synthetic_market
@@ -128,12 +128,15 @@ def test_the_decision_backtest_holds_from_decision_to_decision_and_reports_a_gap
     # Held from one decision to the next: each period ends where the next begins, except across the gap.
     assert (periods["period_end"].iloc[:2].to_numpy() == periods["period_start"].iloc[1:3].to_numpy()).all()
     assert periods["gap_days_after"].tolist() == [0, 0, 30, 0]
-    closes = warehouse.prices[warehouse.prices["symbol"] == "SP500"].set_index("date")["close"]
+    closes = warehouse.prices[warehouse.prices["symbol"] == "SP500"].set_index("date")["close"].sort_index()
     first = periods.iloc[0]
-    expected = closes.asof(first["period_end"]) / closes.asof(first["period_start"]) - 1
+    # Bought at the first close after the decision (not the decision day's, the signal's), sold at the first close
+    # after the next decision (when the next period buys).
+    after = lambda day: closes[pd.to_datetime(closes.index) > pd.Timestamp(day)].iloc[0]  # noqa: E731
+    expected = after(first["period_end"]) / after(first["period_start"]) - 1
     assert first["period_return"] == pytest.approx((1 - 10e-4) * (1 + expected) - 1)
     table = warehouse.query("SELECT * FROM projections.backtest_summary ORDER BY strategy")
-    assert set(table["strategy"]) == {"half_kelly", "full_kelly", "equal_weight", "sp500_buy_hold"}
+    assert set(table["strategy"]) == {"half_kelly", "full_kelly", "equal_weight", "inverse_volatility", "sp500_buy_hold"}
     assert (table["periods"] == 4).all() and table["years_held"].iloc[0] < (date(2021, 6, 1) - W1).days / 365.25
 
 

@@ -1,12 +1,13 @@
 "use client";
 import { useEffect, useState } from "react";
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
+import BacktestStatistics from "@/components/BacktestStatistics";
 import LiveBadge from "@/components/LiveBadge";
 import { ErrorLine, FreshnessLine, SyntheticNotice } from "@/components/Notice";
 import { api, BacktestResponse, num, pct } from "@/components/api";
 
-const COLORS: Record<string, string> = { half_kelly: "#2563eb", full_kelly: "#f59e0b", equal_weight: "#64748b", sp500_buy_hold: "#10b981" };
-const NAMES: Record<string, string> = { half_kelly: "Fractional Kelly (½)", full_kelly: "Full Kelly", equal_weight: "Equal weight", sp500_buy_hold: "S&P 500 buy and hold" };
+const COLORS: Record<string, string> = { half_kelly: "#2563eb", full_kelly: "#f59e0b", equal_weight: "#64748b", inverse_volatility: "#a855f7", sp500_buy_hold: "#10b981" };
+const NAMES: Record<string, string> = { half_kelly: "Fractional Kelly (½)", full_kelly: "Full Kelly", equal_weight: "Equal weight", inverse_volatility: "Inverse volatility", sp500_buy_hold: "S&P 500 buy and hold" };
 
 export default function BacktestPage() {
   const [data, setData] = useState<BacktestResponse | null>(null);
@@ -39,7 +40,7 @@ export default function BacktestPage() {
   return (
     <>
       <h1>Decision backtest</h1>
-      <p className="subtitle">Each window holds the portfolio recommended on its first day, net of 10 bp per side: fractional Kelly (½) against full Kelly, equal weight and the S&P 500 held throughout. The period in progress is marked at the latest prices above the charts.</p>
+      <p className="subtitle">Each window holds the portfolio recommended on its first day, entered at each symbol's first close after that day, net of 10 bp per side: fractional Kelly (½) against full Kelly, equal weight, inverse volatility and the S&P 500 held throughout. The period in progress is marked at the latest prices above the charts.</p>
       <ErrorLine message={error} />
       {data ? (
         <>
@@ -67,6 +68,7 @@ export default function BacktestPage() {
             </table>
             <FreshnessLine freshness={data.freshness} />
           </div>
+          <BacktestStatistics rows={data.summary} names={NAMES} />
         </>
       ) : null}
     </>

@@ -139,7 +139,10 @@ def round_trades(book: pd.DataFrame, cash_added: float, terms: TradingTerms) -> 
                 if shares * price < abs(gap[i]) * total - price - 1e-9:
                     out.at[i, "note"] = "limited by the cash on hand"
             dollars = shares * price
-            if shares <= 0 or dollars < terms.min_trade:
+            if shares <= 0:
+                out.at[i, "note"] = out.at[i, "note"] or "less than one share: no trade"
+                continue
+            if dollars < terms.min_trade:
                 out.at[i, "note"] = f"below the ${terms.min_trade:,.2f} minimum trade: no trade"
                 continue
             fee = terms.fee(dollars)

@@ -200,3 +200,11 @@ def test_a_withdrawal_is_funded_by_sells_rounded_up():
     freed = sold - bought - lines["cost"].sum()
     assert summary["total"] == 1500.0 and freed >= 500 and summary["cash_left"] >= 0
     assert summary["cash_left"] == pytest.approx(freed - 500, abs=0.01)
+
+
+def test_less_than_a_whole_share_is_no_trade_and_says_so():
+    terms = TradingTerms(cost_bp=0, min_fee=0, min_trade=0, tolerance=0, turnover_cap=2, fractional_shares=False)
+    # $100 of a $300 share wanted: no whole share fits the order.
+    orders, cash_left = round_trades(_book(target_weight=[0.1]), 1000.0, terms)
+    assert orders.loc[0, "side"] == "HOLD" and orders.loc[0, "note"] == "less than one share: no trade"
+    assert cash_left == 1000.0

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from quant_assets.lib.ensemble.build import build_class_ensembles
+from quant_assets.lib.ensemble.confidence import CONFIDENCE_COLUMNS
 from quant_assets.lib.ensemble.sizing_prior import SIZING_COLUMNS
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
@@ -27,7 +28,8 @@ from quant_assets.lib.walk_forward.scoring import score_predictions
 KEYS = ["symbol", "date", "horizon"]
 # The columns forecasts.ensemble gained after it was first written, added to older warehouses before a write.
 ADDED_COLUMNS = {"sizing_mean": "DOUBLE", "mean_uncertainty": "DOUBLE", "sizing_prior": "DOUBLE",
-                 "beats_reference": "BOOLEAN"}
+                 "beats_reference": "BOOLEAN", "prob_gain": "DOUBLE", "prob_gain_base_rate": "DOUBLE",
+                 "confidence_source": "VARCHAR"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def build_window_ensemble(inputs: WindowInputs, memo: Callable[..., Any] | None 
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=KEYS, how="left"
     ).assign(window_start=window_start)
-    frame = frame[["window_start", *KEYS, *DISTRIBUTION_COLUMNS, "confidence", *SIZING_COLUMNS, "realized", "label_end"]]
+    frame = frame[["window_start", *KEYS, *DISTRIBUTION_COLUMNS, *CONFIDENCE_COLUMNS, *SIZING_COLUMNS, "realized", "label_end"]]
     scores = score_predictions(frame.assign(model=ENSEMBLE)).assign(window_start=window_start)
     return WindowEnsemble(window_start, frame, scores, info)
 

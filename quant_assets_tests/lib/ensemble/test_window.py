@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.lib.ensemble.build import build_class_ensembles
+from quant_assets.lib.ensemble.confidence import CONFIDENCE_COLUMNS
 from quant_assets.lib.ensemble.window import WindowInputs, build_window_ensemble
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets_tests.lib.ensemble.test_ensemble import history_windows, synthetic_window, with_reference
@@ -32,7 +33,7 @@ def test_the_window_ensemble_is_built_from_frames_alone_without_duckdb(monkeypat
 
     # The rows forecasts.ensemble holds: one per key of the window, named by its window_start.
     keys = ["symbol", "date", "horizon"]
-    assert list(result.ensemble.columns) == ["window_start", *keys, *DISTRIBUTION_COLUMNS, "confidence", "sizing_mean",
+    assert list(result.ensemble.columns) == ["window_start", *keys, *DISTRIBUTION_COLUMNS, *CONFIDENCE_COLUMNS, "sizing_mean",
                                              "mean_uncertainty", "sizing_prior", "beats_reference", "realized", "label_end"]
     assert len(result.ensemble) == len(current.drop_duplicates(keys)) and result.window_start == start.date()
     assert (result.ensemble["window_start"] == start.date()).all()

@@ -85,3 +85,32 @@ def test_the_bands_shown_are_those_of_the_scenarios_the_weights_were_solved_on(s
     for band in projection.bands[projection.bands["symbol"] == PORTFOLIO].itertuples():
         portfolio = np.log1p(np.expm1(decision.scenarios.returns[band.horizon]) @ weights)
         np.testing.assert_allclose([band.p10, band.p50, band.p90], np.quantile(portfolio, [0.1, 0.5, 0.9]), atol=1e-15)
+
+
+def test_growth_contributions_by_hand():
+    from quant_assets.lib.projections.day_step import growth_contributions
+
+    # Two equally likely scenarios: +10% / -5% for A, +2% / +4% for B, held 50% / 30%.
+    r = np.array([[0.10, 0.02], [-0.05, 0.04]])
+    w = np.array([0.5, 0.3])
+    wealth = [1 + 0.5 * 0.10 + 0.3 * 0.02, 1 - 0.5 * 0.05 + 0.3 * 0.04]
+    expected = [0.5 * (0.10 / wealth[0] - 0.05 / wealth[1]) / 2, 0.3 * (0.02 / wealth[0] + 0.04 / wealth[1]) / 2]
+    np.testing.assert_allclose(growth_contributions(r, w), expected, rtol=1e-12)
+    assert growth_contributions(r, np.array([0.0, 0.3]))[0] == 0.0
+
+
+def test_trades_are_ranked_by_weight_then_by_contribution_to_expected_log_growth_and_carry_the_gain_probability(surface):
+    projection = project_and_allocate(surface.projection, SURFACE_POLICY)
+    ranked = projection.allocations.sort_values("rank")
+    keys = list(zip(-ranked["half_kelly_weight"], -ranked["growth_contribution"], ranked["symbol"]))
+    assert keys == sorted(keys) and ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    # On the surface several positions sit at the cap: the tie is broken by what each adds to the log growth, not by
+    # the confidence (a base rate for some of them).
+    capped = ranked[ranked["half_kelly_weight"] == ranked["half_kelly_weight"].max()]
+    assert len(capped) >= 2 and capped["growth_contribution"].is_monotonic_decreasing
+    marginals = latest_marginals(surface.projection)
+    at_horizon = marginals[marginals["horizon"] == SURFACE_POLICY.horizon].set_index("symbol")
+    for row in ranked.itertuples():
+        source = at_horizon.loc[row.symbol, "confidence_source"]
+        assert row.confidence_source == source and row.prob_gain == at_horizon.loc[row.symbol, "prob_gain"]
+        assert row.confidence == (row.prob_gain if source == "calibrated" else row.prob_gain_base_rate)

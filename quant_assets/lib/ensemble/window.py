@@ -1,4 +1,4 @@
-"""The meta-ensemble asset's work without Dagster: combine one window's nine forecasts, learning only from the past.
+"""The meta-ensemble asset's work without Dagster: combine one window's ten forecasts, learning only from the past.
 
 Reading and writing stay at the edges: ``load_window_inputs`` reads everything the window's ensemble needs,
 ``build_window_ensemble`` computes it from those frames alone, ``write_window_ensemble`` stores it;

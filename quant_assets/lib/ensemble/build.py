@@ -199,7 +199,9 @@ def _gain_probability(horizon: str, stacked: bool, past: pd.DataFrame, earlier: 
         rows = past[past["horizon"] == horizon]
     else:
         rows = earlier[(earlier["model"] == reference) & (earlier["horizon"] == horizon)]
-    rows = rows.reindex(columns=[fold_key, "date", "horizon", "p_up", "realized"]).reset_index(drop=True)
+    # With a single earlier window the folds are dates, and the fold key is the date column itself.
+    rows = rows.reindex(columns=list(dict.fromkeys([fold_key, "date", "horizon", "p_up", "realized"])))
+    rows = rows.reset_index(drop=True)
     evaluation = learn(confidence.confidence_evaluation, rows, fold_key, blocks)
     # Without outcomes the base rate is the random walk's own probability of a gain (its drift over the training
     # span), one number for the class: no symbol is told more than its class's history says.

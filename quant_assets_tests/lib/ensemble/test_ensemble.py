@@ -446,3 +446,13 @@ def test_a_memo_gives_the_same_ensemble_and_learns_from_an_unchanged_history_onc
     assert len(list((tmp_path / "memo").glob("*.pkl"))) > 2
     monkeypatch.undo()
     pd.testing.assert_frame_equal(daily, build_ensemble(next_day, history, as_of, reference="baseline")[0])
+
+
+def test_with_one_earlier_window_the_confidence_is_judged_over_folds_of_dates():
+    history = history_windows(8, n_windows=1, n_dates=150)
+    as_of = pd.Timestamp("2024-01-01")
+    current = synthetic_window(np.random.default_rng(3), as_of, 20)
+    frame, info = build_ensemble(current, history, as_of)
+    evaluation = info["horizons"]["1w"]["confidence_evaluation"]
+    assert evaluation["rows"] == len(history) // 3 and evaluation["brier_calibrated"] < evaluation["brier_base_rate"]
+    assert frame["confidence"].between(0, 1).all() and (frame["confidence_source"] == "calibrated").all()

@@ -42,6 +42,7 @@ def build_ensemble(
     reference: str | None = None,
     reference_drift_days: Mapping[str, float] | None = None,
     class_growth: Mapping[str, float] | None = None,
+    base_rates: Mapping[str, float] | None = None,
     memo: Callable[..., Any] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
@@ -55,7 +56,9 @@ def build_ensemble(
     on earlier windows does not drive sizing (``sizing_mean`` is the prior, the mean with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per
     symbol, the reference's training span; a trailing year where not given). ``class_growth`` (per asset
     class, the log of the mean daily gross return over the training span) sets the sizing prior
-    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill. ``memo``
+    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill. ``base_rates``
+    (per horizon, the long-run share of gains over the training span) is the base rate the confidence must beat
+    and shows where it does not (the history's own share of gains without it). ``memo``
     (``memo(fn, *args)``, e.g. a ``memo.DiskMemo``) keeps what is learned from the history alone across calls.
 
     Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
@@ -111,7 +114,7 @@ def build_ensemble(
         stack = stacks[h]
         now = (current["horizon"] == h).to_numpy()
         probability = _gain_probability(h, h in stacked, past, earlier, current[now], current_preds, reference,
-                                        fold_key, blocks, learn)
+                                        fold_key, blocks, learn, (base_rates or {}).get(h))
         gain_columns.append((now, probability))
         info["horizons"][h] = {
             "members": members[h],
@@ -168,14 +171,16 @@ def build_ensemble(
 
 
 def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFrame | None, as_of,
-                          classes: Mapping[str, str], **options) -> tuple[pd.DataFrame, dict[str, dict]]:
+                          classes: Mapping[str, str], class_base_rates: Mapping[str, Mapping[str, float]] | None = None,
+                          **options) -> tuple[pd.DataFrame, dict[str, dict]]:
     """``build_ensemble`` once per asset class (``classes`` maps each symbol to its class): stacking weights, the
     comparison with the reference, the recalibration, the confidence and the sizing skill are each the class's own.
 
     Members' skill differs by class (on the sample, every model beats the random walk at 3m on equities and loses
     to it on crypto), and stacking weights fitted on both classes pooled minimize a CRPS dominated by the class
     with the larger errors (a crypto asset's is several times an equity's): equities would get crypto's weights.
-    Returns the rows of every class and, per class, ``build_ensemble``'s account."""
+    ``class_base_rates`` gives each class its ``base_rates``. Returns the rows of every class and, per class,
+    ``build_ensemble``'s account."""
     unknown = sorted(set(current_preds["symbol"]) - set(classes))
     if unknown:
         raise ValueError(f"build_class_ensembles: no asset class for {', '.join(unknown)}")
@@ -184,7 +189,7 @@ def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFra
         members = [s for s, c in classes.items() if c == name]
         earlier = None if history_preds is None else history_preds[history_preds["symbol"].isin(members)]
         frame, info[name] = build_ensemble(current_preds[current_preds["symbol"].isin(members)], earlier, as_of,
-                                           segments=classes, **options)
+                                           segments=classes, base_rates=(class_base_rates or {}).get(name), **options)
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True)
     return combined.sort_values(key_columns(combined), ignore_index=True), info
@@ -192,7 +197,7 @@ def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFra
 
 def _gain_probability(horizon: str, stacked: bool, past: pd.DataFrame, earlier: pd.DataFrame, now: pd.DataFrame,
                       current_preds: pd.DataFrame, reference: str | None, fold_key: str, blocks: list[np.ndarray],
-                      learn: Callable[..., Any]) -> confidence.GainProbability:
+                      learn: Callable[..., Any], long_run: float | None) -> confidence.GainProbability:
     """The horizon's probability of a gain, calibrated on the out-of-fold history of what the rows ``now`` are: the
     stack's where the horizon is stacked, the reference's where the reference alone is shown."""
     if stacked or reference is None:
@@ -202,12 +207,12 @@ def _gain_probability(horizon: str, stacked: bool, past: pd.DataFrame, earlier: 
     # With a single earlier window the folds are dates, and the fold key is the date column itself.
     rows = rows.reindex(columns=list(dict.fromkeys([fold_key, "date", "horizon", "p_up", "realized"])))
     rows = rows.reset_index(drop=True)
-    evaluation = learn(confidence.confidence_evaluation, rows, fold_key, blocks)
+    evaluation = learn(confidence.confidence_evaluation, rows, fold_key, blocks, long_run)
     # Without outcomes the base rate is the random walk's own probability of a gain (its drift over the training
     # span), one number for the class: no symbol is told more than its class's history says.
     ref_now = current_preds[(current_preds["model"] == reference) & (current_preds["horizon"] == horizon)]
     prior = float(ref_now["p_up"].mean()) if reference is not None and len(ref_now) else 0.5
-    return confidence.gain_probability(rows, now["p_up"].to_numpy(dtype="float64"), evaluation, prior)
+    return confidence.gain_probability(rows, now["p_up"].to_numpy(dtype="float64"), evaluation, prior, long_run)
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

@@ -3,9 +3,11 @@ calibration has shown no skill.
 
 The ensemble's own ``p_up`` is Platt-scaled (a logistic regression on its logit) against the realized gains of
 earlier windows' out-of-fold rows. Cross-fitted over the blocks of earlier windows, that calibration is scored
-against the base rate (the share of gains in the other blocks): only where its out-of-fold Brier score is below
-the base rate's is the calibrated probability what is shown; otherwise the base rate is, labelled as such, so a
-person never reads knowledge into a number that carries none.
+against the base rate: the long-run share of gains of the asset class at the horizon over the training span where
+it is given (years of labels, steadier than a few windows dominated by their months' market moves), else the share
+of gains in the other blocks. Only where its out-of-fold Brier score is below the base rate's is the calibrated
+probability what is shown; otherwise the base rate is, labelled as such, so a person never reads knowledge into a
+number that carries none.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def fit_gain_calibration(p_up, gain) -> GainCalibration:
     return GainCalibration(float(model.intercept_[0]), float(model.coef_[0, 0]))
 
 
-def confidence_evaluation(rows: pd.DataFrame, key: str, blocks: list[np.ndarray]) -> dict:
-    """Out of fold over ``blocks`` (values of ``rows[key]``): the Brier score of the calibrated ``p_up`` and of the
-    base rate (each fitted on the other blocks), the AUC of ``p_up`` for a gain, the rows and the effective rows.
-    ``rows`` carries ``p_up``, ``realized``, ``date`` and ``horizon``; empty with fewer than two blocks."""
+def confidence_evaluation(rows: pd.DataFrame, key: str, blocks: list[np.ndarray], base_rate: float | None = None) -> dict:
+    """Out of fold over ``blocks`` (values of ``rows[key]``): the Brier score of the calibrated ``p_up`` (fitted on
+    the other blocks) and of the base rate (``base_rate``, or the share of gains in the other blocks), the AUC of
+    ``p_up`` for a gain, the rows and the effective rows. ``rows`` carries ``p_up``, ``realized``, ``date`` and
+    ``horizon``; empty with fewer than two blocks."""
     if len(blocks) < 2 or rows.empty or key not in rows.columns:
         return {}
     gain = gains(rows["realized"])
@@ -67,7 +70,7 @@ def confidence_evaluation(rows: pd.DataFrame, key: str, blocks: list[np.ndarray]
         if not inside.any() or inside.all():
             continue
         calibrated[inside] = fit_gain_calibration(p_up[~inside], gain[~inside]).predict(p_up[inside])
-        base[inside] = gain[~inside].mean()
+        base[inside] = gain[~inside].mean() if base_rate is None else base_rate
     ok = np.isfinite(calibrated)
     if min(int(gain[ok].sum()), int((~gain[ok]).sum())) < MIN_OUTCOMES:
         return {}
@@ -102,17 +105,21 @@ class GainProbability:
                 "prob_gain_base_rate": np.full(len(self.calibrated), self.base_rate), "confidence_source": self.source}
 
 
-def gain_probability(history: pd.DataFrame, p_up_now, evaluation: dict, prior_base_rate: float) -> GainProbability:
+def gain_probability(history: pd.DataFrame, p_up_now, evaluation: dict, prior_base_rate: float,
+                     long_run_base_rate: float | None = None) -> GainProbability:
     """The probability of a gain of the rows whose ``p_up`` is ``p_up_now``, learned from ``history`` (one horizon's
     earlier rows: ``p_up``, ``realized``) and judged by ``evaluation`` (``confidence_evaluation`` of those rows).
 
-    The base rate is the share of gains in ``history`` (``prior_base_rate``, e.g. the random walk's probability of a
-    gain, without ``MIN_OUTCOMES`` gains and losses there). The calibrated probability is shown only where its
-    out-of-fold Brier score is below the base rate's on at least ``MIN_EFFECTIVE_ROWS`` effective rows."""
+    The base rate is ``long_run_base_rate`` where given, else the share of gains in ``history``
+    (``prior_base_rate``, e.g. the random walk's probability of a gain, without ``MIN_OUTCOMES`` gains and losses
+    there). The calibrated probability is shown only where its out-of-fold Brier score is below the base rate's on
+    at least ``MIN_EFFECTIVE_ROWS`` effective rows."""
     p_up_now = np.asarray(p_up_now, dtype="float64")
     gain = gains(history["realized"]) if len(history) else np.zeros(0, dtype=bool)
     enough = min(int(gain.sum()), int((~gain).sum())) >= MIN_OUTCOMES
     base_rate = float(gain.mean()) if enough else float(prior_base_rate)
+    if long_run_base_rate is not None and np.isfinite(long_run_base_rate):
+        base_rate = float(long_run_base_rate)
     calibration = fit_gain_calibration(history["p_up"].to_numpy(dtype="float64"), gain) if enough else GainCalibration()
     calibrated = calibration.predict(p_up_now)
     if not evaluation:

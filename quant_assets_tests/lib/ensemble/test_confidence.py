@@ -89,3 +89,20 @@ def test_too_little_history_gives_the_prior_base_rate():
     np.testing.assert_array_equal(probability.shown, [0.53, 0.53])
     # The calibration itself is the identity without enough outcomes.
     np.testing.assert_allclose(fit_gain_calibration([0.7, 0.4], [True, False]).predict(np.array([0.7, 0.4])), [0.7, 0.4])
+
+
+def test_a_long_run_base_rate_is_the_one_to_beat_and_the_one_shown():
+    rng = np.random.default_rng(6)
+    history = windows_of_outcomes(rng, lambda z: rng.uniform(0.3, 0.8, z.size))
+    gain = (history["realized"] > 0).to_numpy()
+    # The training span's share of gains, here that of the rows themselves: a base rate no noise can beat.
+    long_run = float(gain.mean())
+    evaluation = confidence_evaluation(history, "window_start", fold_blocks(history), base_rate=long_run)
+    assert evaluation["brier_base_rate"] == pytest.approx(np.mean((long_run - gain) ** 2))
+    probability = gain_probability(history, np.array([0.2, 0.9]), evaluation, prior_base_rate=0.5,
+                                   long_run_base_rate=long_run)
+    assert probability.source == BASE_RATE and probability.base_rate == long_run
+    np.testing.assert_array_equal(probability.shown, [long_run, long_run])
+    # A long-run rate far from the outcomes is beaten by the calibration, which then is what is shown.
+    off = confidence_evaluation(history, "window_start", fold_blocks(history), base_rate=0.8)
+    assert gain_probability(history, np.array([0.2, 0.9]), off, 0.5, 0.8).source == CALIBRATED

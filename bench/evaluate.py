@@ -1,7 +1,7 @@
 """Long walk-forward evaluation: backfill monthly windows of the sample and score the forecasts and decisions.
 
 Builds (or reuses) its own QUANT_HOME with the sample's market and features assets, then through the library
-functions (no Dagster run per window, no MLflow): plans every window, fits the nine models and the random-walk
+functions (no Dagster run per window, no MLflow): plans every window, fits the ten models and the random-walk
 reference per window (``--workers`` processes, one window each, one BLAS thread each; windows already fitted are
 skipped, so an interrupted run resumes), builds the ensembles in window order (each learns only from labels
 that ended before it; each as soon as its window and every earlier one are fitted, while later windows fit), and
@@ -12,7 +12,11 @@ Reports per horizon, for equities and the (synthetic) crypto separately:
     steps, since consecutive dates' labels overlap) over the per-date ICs;
   - P10-P90 and P05-P95 coverage;
   - CRPS skill of the ensemble (and of each model) against the random walk, on the same rows;
-  - Brier score of p_up (and of the constant base rate), AUC of the confidence for the direction being right;
+  - CRPS skill against two random walks of the raw closes (zero drift and each symbol's expanding-mean drift,
+    both with trailing 252-row volatility), and against the better of the two;
+  - Brier score of p_up (and of the constant base rate), AUC of the confidence for a gain;
+  - at the sizing horizon, the reliability of the stated probability of a gain (deciles: stated vs realized, n),
+    its Brier score against the point-in-time base rate, and its AUC;
 and for the decisions: log growth, Sharpe and maximum drawdown of each strategy; and the wall time.
 
 Run: ``nice -n 10 .venv/bin/python bench/evaluate.py --home /tmp/eval --windows 2019-01-01..2022-12-01``.
@@ -47,9 +51,11 @@ from quant_assets.lib.models.base import QUANTILE_COLUMNS  # noqa: E402
 from quant_assets.lib.storage.warehouse import Warehouse  # noqa: E402
 from quant_assets.lib.vocabulary import HORIZON_BY_LABEL, HORIZONS  # noqa: E402
 from quant_assets.lib.walk_forward.outcomes import OUTCOMES_SQL  # noqa: E402
+from quant_assets.lib.walk_forward.reference_walks import walk_crps, walk_moments  # noqa: E402
 from quant_assets.lib.walk_forward.scoring import crps_quantiles, newey_west_t  # noqa: E402
 
 GOAL_COVERAGE = (0.75, 0.85)
+GOAL_SKILL_SHORT = 0.02  # CRPS skill against the better raw-close walk at 1w and 1m
 
 
 def fit_window(home: str, start: date, end: date, models: list[str]) -> tuple[str, float, dict[str, float]]:
@@ -73,23 +79,33 @@ def fit_window(home: str, start: date, end: date, models: list[str]) -> tuple[st
     return str(start), time.perf_counter() - started, seconds
 
 
-def fitted_windows(warehouse: Warehouse, models: list[str]) -> set[str]:
+def fitted_models(warehouse: Warehouse) -> dict[str, set[str]]:
+    """Per window start, the models whose fits are stored."""
     if not warehouse.table_exists("forecasts.fits"):
-        return set()
-    done = warehouse.query("SELECT window_start, count(DISTINCT model) AS n FROM forecasts.fits GROUP BY 1")
-    return {str(w.date()) for w, n in zip(done["window_start"], done["n"]) if n >= len(models)}
+        return {}
+    done = warehouse.query("SELECT DISTINCT window_start, model FROM forecasts.fits")
+    out: dict[str, set[str]] = {}
+    for window, model in zip(done["window_start"], done["model"]):
+        out.setdefault(str(window.date()), set()).add(model)
+    return out
+
+
+def fitted_windows(warehouse: Warehouse, models: list[str]) -> set[str]:
+    return {w for w, have in fitted_models(warehouse).items() if set(models) <= have}
 
 
 def backfill(home: Path, windows, models: list[str], workers: int, on_fitted=None) -> pd.DataFrame:
-    """Fit the windows not yet fitted, ``workers`` at a time; ``on_fitted()`` runs here after each one."""
+    """Fit the models each window lacks (all of them for a new window; a member added since, alone), ``workers``
+    windows at a time; ``on_fitted()`` runs here after each one."""
     warehouse = Warehouse(home / "warehouse.duckdb")
-    done = fitted_windows(warehouse, models)
-    todo = [(s, e) for s, e in windows if str(s) not in done]
+    have = fitted_models(warehouse)
+    todo = [(s, e, [m for m in models if m not in have.get(str(s), set())]) for s, e in windows]
+    todo = [(s, e, missing) for s, e, missing in todo if missing]
     print(f"  fits: {len(windows) - len(todo)} window(s) already fitted, {len(todo)} to fit in {workers} process(es)",
           flush=True)
     rows = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fit_window, str(home), s, e, models) for s, e in todo]
+        futures = [pool.submit(fit_window, str(home), s, e, missing) for s, e, missing in todo]
         for future in as_completed(futures):
             start, seconds, per_model = future.result()
             rows.append({"window_start": start, "seconds": seconds, **per_model})
@@ -175,12 +191,14 @@ def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
     keys = ["window_start", "symbol", "date", "horizon"]
     ensemble["crps"] = crps_quantiles(ensemble["realized"].to_numpy(), ensemble[list(QUANTILE_COLUMNS)].to_numpy())
     reference = preds[preds["model"] == BASELINE][[*keys, "crps"]].rename(columns={"crps": "crps_rw"})
+    # The two random walks of the raw closes, scored on the ensemble's own rows.
+    moments = walk_moments(warehouse.query("SELECT symbol, date, asset_class, close FROM market.prices"))
+    ensemble = pd.concat([ensemble, walk_crps(moments, ensemble).drop(columns=["symbol", "date", "horizon"])], axis=1)
     rows = []
     for (asset_class, horizon), group in ensemble.groupby(["asset_class", "horizon"]):
         group = group.merge(reference, on=keys, how="inner")
         y = group["realized"].to_numpy()
         up = y > 0
-        hit = (group["mean"].to_numpy() > 0) == up
         ics = rank_ic_series(group)
         steps = HORIZON_BY_LABEL[horizon].crypto_days if asset_class == "crypto" else HORIZON_BY_LABEL[horizon].equity_sessions
         models = preds[preds["horizon"] == horizon].merge(group[keys], on=keys).merge(reference, on=keys)
@@ -192,17 +210,75 @@ def forecast_figures(warehouse: Warehouse) -> pd.DataFrame:
             "cov_80": float(np.mean((y >= group["q10"]) & (y <= group["q90"]))),
             "cov_90": float(np.mean((y >= group["q05"]) & (y <= group["q95"]))),
             "crps_skill": 1.0 - group["crps"].mean() / group["crps_rw"].mean(),
+            **walk_skills(group),
             "best_model_skill": f"{per_model.drop(BASELINE, errors='ignore').idxmax()} {per_model.drop(BASELINE, errors='ignore').max():+.3f}"
             if len(per_model.drop(BASELINE, errors="ignore")) else "",
             "brier_p_up": float(np.mean((group["p_up"] - up) ** 2)),
             "brier_const": float(np.mean((up.mean() - up) ** 2)),
-            "auc_conf": auc(group["confidence"].to_numpy(), hit),
+            "auc_conf_gain": auc(stated_gain_probability(group), up),
             "beats_rw_share": float(group["beats_reference"].mean()) if "beats_reference" in group else np.nan,
             **{f"skill {model}": skill for model, skill in per_model.drop(BASELINE, errors="ignore").items()},
         })
     order = {h.label: i for i, h in enumerate(HORIZONS)}
     frame = pd.DataFrame(rows)
     return frame.sort_values(["class", "horizon"], key=lambda c: c.map(order) if c.name == "horizon" else c)
+
+
+def walk_skills(group: pd.DataFrame) -> dict[str, float]:
+    """The ensemble's CRPS skill against each raw-close walk and against the better of the two, on the rows where
+    both walks exist (a symbol's first year has none)."""
+    rows = group[group["crps_zero_drift"].notna() & group["crps_expanding_drift"].notna()]
+    if rows.empty:
+        return {"walk_rows": 0, "skill_vs_zero": np.nan, "skill_vs_drift": np.nan, "skill_vs_better": np.nan,
+                "better_walk": ""}
+    walks = {"zero": rows["crps_zero_drift"].mean(), "drift": rows["crps_expanding_drift"].mean()}
+    better = min(walks, key=walks.get)
+    ensemble = rows["crps"].mean()
+    return {"walk_rows": len(rows), "skill_vs_zero": 1.0 - ensemble / walks["zero"],
+            "skill_vs_drift": 1.0 - ensemble / walks["drift"], "skill_vs_better": 1.0 - ensemble / walks[better],
+            "better_walk": better}
+
+
+def stated_gain_probability(frame: pd.DataFrame) -> np.ndarray:
+    """The probability of a gain the advice stated: ``confidence`` itself; in a warehouse written before it meant
+    that (no ``confidence_source``), the probability of the called direction turned into one of a gain, as sizing
+    read it then."""
+    confidence = frame["confidence"].to_numpy(dtype="float64")
+    if "confidence_source" in frame.columns and frame["confidence_source"].notna().any():
+        return confidence
+    return np.where(frame["mean"].to_numpy(dtype="float64") > 0, confidence, 1.0 - confidence)
+
+
+def reliability(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """At ``horizon``, per asset class: the deciles of the stated probability of a gain (stated vs realized share of
+    gains, rows), and the Brier score of the stated probability against the stored point-in-time base rate (where
+    the warehouse has one) and the realized share of gains of the rows themselves (in sample), with the AUC."""
+    frame = warehouse.query(
+        f"""SELECT e.* EXCLUDE (realized, label_end), o.realized, p.asset_class FROM forecasts.ensemble e
+            JOIN ({OUTCOMES_SQL}) o USING (symbol, date, horizon)
+            JOIN (SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY 1) p USING (symbol)
+            WHERE e.horizon = ?""", [horizon])
+    deciles, summary = [], []
+    for asset_class, group in frame.groupby("asset_class"):
+        stated = stated_gain_probability(group)
+        gain = group["realized"].to_numpy(dtype="float64") > 0
+        bins = pd.qcut(stated, 10, labels=False, duplicates="drop")
+        table = pd.DataFrame({"stated": stated, "realized": gain, "bin": bins}).groupby("bin").agg(
+            stated=("stated", "mean"), realized=("realized", "mean"), n=("realized", "size")).reset_index()
+        deciles.append(table.assign(**{"class": asset_class, "gap": table["realized"] - table["stated"]}))
+        base = group["prob_gain_base_rate"].to_numpy(dtype="float64") if "prob_gain_base_rate" in group else None
+        shown = group["confidence_source"].value_counts(normalize=True).to_dict() if "confidence_source" in group else {}
+        summary.append({
+            "class": asset_class, "horizon": horizon, "rows": len(group),
+            "brier_stated": float(np.mean((stated - gain) ** 2)),
+            "brier_base_rate": float(np.mean((base - gain) ** 2)) if base is not None else np.nan,
+            "brier_in_sample_share": float(np.mean((gain.mean() - gain) ** 2)),
+            "auc_stated": auc(stated, gain),
+            "auc_prob_gain": auc(group["prob_gain"].to_numpy(dtype="float64"), gain) if "prob_gain" in group else np.nan,
+            "share_calibrated": shown.get("calibrated", 0.0),
+            "max_decile_gap": float(np.max(np.abs(table["realized"] - table["stated"]))),
+        })
+    return pd.concat(deciles, ignore_index=True), pd.DataFrame(summary)
 
 
 def decision_figures(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, dict]:
@@ -243,7 +319,7 @@ def main() -> int:
         fits = backfill(home, windows, models, args.workers, on_fitted=built.build_ready)
         timings["fits (ensembles built meanwhile)"] = time.perf_counter() - began
         if len(fits):
-            per_model = fits[models].mean().sort_values(ascending=False)
+            per_model = fits[[m for m in models if m in fits]].mean().sort_values(ascending=False)
             print("  mean seconds per window and model (inside a worker, 2 side by side): "
                   + ", ".join(f"{m} {s:.1f}" for m, s in per_model.items()), flush=True)
             print(f"  mean seconds per window (all models): {fits['seconds'].mean():.1f}", flush=True)
@@ -263,6 +339,17 @@ def main() -> int:
     print("\nCRPS skill of each model against the random walk (the ensemble's rows):")
     print(figures[["class", "horizon", *skills]].rename(columns=lambda c: c.removeprefix("skill "))
           .to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
+    print("\nCRPS skill of the ensemble against the two raw-close random walks (trailing 252-row volatility; "
+          "zero drift, and each symbol's expanding-mean drift), on the rows where both exist:")
+    print(figures[["class", "horizon", "walk_rows", "skill_vs_zero", "skill_vs_drift", "better_walk", "skill_vs_better"]]
+          .to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
+    deciles, calibration = reliability(warehouse, args.sizing_horizon)
+    print(f"\nreliability of the stated probability of a gain at the sizing horizon {args.sizing_horizon} "
+          "(deciles of stated probability: mean stated, realized share of gains, rows):")
+    print(deciles[["class", "bin", "stated", "realized", "gap", "n"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nBrier of the stated probability vs the point-in-time base rate (and the rows' own share of gains, in "
+          "sample), AUC:")
+    print(calibration.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     began = time.perf_counter()
     table, summary = decision_figures(warehouse, args.sizing_horizon)
     timings["backtest"] = time.perf_counter() - began
@@ -274,7 +361,7 @@ def main() -> int:
                  "mean_invested", "invested_std"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"  {int(table['trials'].iloc[0])} strategies and settings tried (the deflated Sharpe counts them); entry at "
           f"each symbol's first close after the decision")
-    goals(figures, table)
+    goals(figures, table, calibration)
     timings["total"] = time.perf_counter() - started
     print("\nwall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; {load_note()}")
     return 0
@@ -284,14 +371,21 @@ def _share(value) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{value:.0%}"
 
 
-def goals(figures: pd.DataFrame, table: pd.DataFrame) -> None:
-    print("\ngoals (issue 9):")
+def goals(figures: pd.DataFrame, table: pd.DataFrame, calibration: pd.DataFrame) -> None:
+    print("\ngoals (issue 20):")
     for row in figures.itertuples():
         ok = GOAL_COVERAGE[0] <= row.cov_80 <= GOAL_COVERAGE[1]
-        need_better = row.horizon in ("1w", "1m")
-        crps_ok = row.crps_skill > 0 if need_better else row.crps_skill >= 0
+        floor = GOAL_SKILL_SHORT if row.horizon in ("1w", "1m") else 0.0
+        crps_ok = np.isfinite(row.skill_vs_better) and row.skill_vs_better >= floor
         print(f"  {row._1:<6} {row.horizon}: P10-P90 coverage {row.cov_80:.3f} {'met' if ok else 'NOT met'}; "
-              f"CRPS skill {row.crps_skill:+.4f} {'met' if crps_ok else 'NOT met'}")
+              f"CRPS skill vs the better walk {row.skill_vs_better:+.4f} (goal >= {floor:+.0%}) "
+              f"{'met' if crps_ok else 'NOT met'}")
+    for row in calibration.itertuples():
+        beats = np.isfinite(row.brier_base_rate) and row.brier_stated <= row.brier_base_rate
+        print(f"  {row._1:<6} {row.horizon}: every decile's realized share of gains within 5 pp of the stated "
+              f"probability: largest gap {row.max_decile_gap:.3f} {'met' if row.max_decile_gap <= 0.05 else 'NOT met'}; "
+              f"Brier {row.brier_stated:.4f} vs base rate {row.brier_base_rate:.4f} "
+              f"({'not above it: met' if beats else 'NOT met'})")
     by = table.set_index("strategy")
     if {"half_kelly", "equal_weight"} <= set(by.index):
         fk, ew = by.loc["half_kelly"], by.loc["equal_weight"]

@@ -495,7 +495,7 @@ def main() -> int:
     parser.add_argument("--windows", default="2022-09-01..2022-11-01",
                         help="monthly window starts: FIRST..LAST (inclusive) or a comma list")
     parser.add_argument("--symbols", help="comma-separated universe (default: the settings' default universe)")
-    parser.add_argument("--models", help=f"comma-separated models for part 1 (default: all nine and {BASELINE})")
+    parser.add_argument("--models", help=f"comma-separated models for part 1 (default: all ten and {BASELINE})")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per set-up in part 2 (median)")
     parser.add_argument("--home", type=Path, help="use this QUANT_HOME's warehouse instead of building a fresh one")
     parser.add_argument("--skip-models", action="store_true", help="skip part 1")

@@ -44,7 +44,10 @@ class ProjectorLine(BaseModel):
     symbol: str
     asset_class: str | None
     side: str | None
-    confidence: float | None
+    confidence: float | None = Field(description="the probability of a gain over the sizing horizon: calibrated "
+                                                 "out of fold, or the base rate where calibration showed no skill")
+    confidence_source: str | None = Field(None, description="'calibrated' or 'base_rate'")
+    confidence_label: str | None = Field(None, description="what a person reads beside the confidence")
     weight: float
     dollars: float
     shares: float | None

@@ -14,7 +14,7 @@ from quant_assets.lib.market.live import LastClose, Quote
 from quant_assets.lib.projections.projector import MAX_AMOUNT, PROJECTOR_MACRO
 from quant_assets.lib.storage import personal
 from quant_assets.lib.storage.warehouse import has_table
-from quant_assets.lib.vocabulary import HORIZON_LABELS, HORIZONS
+from quant_assets.lib.vocabulary import CONFIDENCE_LABELS, HORIZON_LABELS, HORIZONS
 
 COMPARE_MIN, COMPARE_MAX = 2, 4
 HISTORY_DAYS = 365
@@ -121,8 +121,9 @@ def overlay_projector(rows: list[dict], quotes: dict[str, Quote]) -> list[dict]:
     for row in rows:
         dollars = float(row["dollars"])
         quote = quotes.get(row["symbol"])
-        line = {k: row.get(k) for k in ("rank", "symbol", "asset_class", "side", "confidence", "weight", "dollars",
-                                         "shares", "last_price", "expected_return")}
+        line = {k: row.get(k) for k in ("rank", "symbol", "asset_class", "side", "confidence", "confidence_source",
+                                         "weight", "dollars", "shares", "last_price", "expected_return")}
+        line["confidence_label"] = CONFIDENCE_LABELS.get(row.get("confidence_source"))
         line["quote"] = quote.as_dict() if quote else None
         line["bands"] = []
         for h in HORIZON_LABELS:

@@ -17,7 +17,8 @@ from quant_assets.lib.projections.day_step import project_day
 from quant_assets.lib.projections.decision_backtest import decision_backtest
 from quant_assets.lib.projections.sizing import SizingPolicy
 from quant_assets.lib.storage.warehouse import Warehouse, replace_in
-from quant_assets.lib.vocabulary import HORIZONS
+from quant_assets.lib.vocabulary import BASE_RATE as BASE_RATE_SOURCE
+from quant_assets.lib.vocabulary import CALIBRATED, HORIZONS
 
 SYMBOLS = ("AAPL", "MSFT", "JNJ", "SP500", "BTC")
 WINDOWS = [date(2022, m, 1) for m in (7, 8, 9, 10, 11, 12)]
@@ -54,7 +55,7 @@ def _ensemble(prices: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFr
                     realized = logp[i + steps] - logp[i] if i + steps < len(logp) else None
                     rows.append({"window_start": start, "symbol": symbol, "date": dates[i], "horizon": h.label,
                                  "mean": mean, "std": std, **dict(zip(QUANTILE_COLUMNS, mean + std * z)),
-                                 "p_up": float(stats.norm.sf(0, mean, std)), "confidence": 0.55 + 0.1 * (mean > 0),
+                                 "p_up": float(stats.norm.sf(0, mean, std)), **_confidence(symbol, mean, std),
                                  "realized": realized})
                     if i == idx[-1]:
                         for k, model in enumerate(MODELS):
@@ -63,6 +64,21 @@ def _ensemble(prices: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFr
                                                 "date": dates[i], "horizon": h.label, "mean": m, "std": std,
                                                 **dict(zip(QUANTILE_COLUMNS, m + std * z)), "realized": realized})
     return pd.DataFrame(rows), pd.DataFrame(predictions)
+
+
+# The symbols whose synthetic probability of a gain is shown as calibrated; the others show a base rate, so the
+# pages carry both labels.
+CALIBRATED_SYMBOLS = ("AAPL", "BTC")
+BASE_RATE = 0.54
+
+
+def _confidence(symbol: str, mean: float, std: float) -> dict[str, object]:
+    """The synthetic confidence columns: the Gaussian probability of a gain, shown where the symbol is in
+    ``CALIBRATED_SYMBOLS``, else the base rate (what the ensemble shows where calibration showed no skill)."""
+    prob_gain = float(stats.norm.sf(0, mean, std))
+    calibrated = symbol in CALIBRATED_SYMBOLS
+    return {"confidence": prob_gain if calibrated else BASE_RATE, "prob_gain": prob_gain,
+            "prob_gain_base_rate": BASE_RATE, "confidence_source": CALIBRATED if calibrated else BASE_RATE_SOURCE}
 
 
 def build_surface_warehouse(path) -> Warehouse:

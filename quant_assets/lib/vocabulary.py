@@ -28,6 +28,10 @@ HORIZON_LABELS: tuple[str, ...] = tuple(h.label for h in HORIZONS)
 EQUITY, CRYPTO = "equity", "crypto"
 ASSET_CLASSES: tuple[str, ...] = (EQUITY, CRYPTO)
 
+# Where a shown confidence (the probability of a gain) comes from, and what a person reads beside it.
+CALIBRATED, BASE_RATE = "calibrated", "base_rate"
+CONFIDENCE_LABELS: dict[str, str] = {CALIBRATED: "calibrated out of fold", BASE_RATE: "base rate — no measured skill"}
+
 # The index whose returns are the market factor (beta_63) and whose buy-and-hold is the backtest's benchmark.
 INDEX_SYMBOL = "SP500"
 

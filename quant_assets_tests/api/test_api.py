@@ -50,6 +50,24 @@ def test_projector_answers_the_macro_rows_with_the_overlay(client):
     assert body["freshness"]["served_from_cache"] is False and body["freshness"]["warehouse_modified_at"]
 
 
+def test_projector_lines_carry_the_probability_of_a_gain_with_its_label(client, home):
+    import duckdb
+
+    lines = client.get("/api/projector", params={"amount": 10000}).json()["lines"]
+    positions = {line["symbol"]: line for line in lines if line["rank"] is not None}
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        stored = {row[0]: row[1:] for row in con.execute(
+            "SELECT symbol, confidence, confidence_source FROM projections.allocations "
+            "WHERE as_of = (SELECT max(as_of) FROM projections.allocations)").fetchall()}
+    assert {line["confidence_source"] for line in positions.values()} == {"calibrated", "base_rate"}
+    for symbol, line in positions.items():
+        assert line["confidence"] == pytest.approx(stored[symbol][0], abs=5e-5)
+        assert line["confidence_source"] == stored[symbol][1]
+        assert line["confidence_label"] == {"calibrated": "calibrated out of fold",
+                                            "base_rate": "base rate — no measured skill"}[line["confidence_source"]]
+    assert all(line["confidence_label"] is None for line in lines if line["rank"] is None)
+
+
 @pytest.mark.parametrize(("query", "status", "says"), [
     ({}, 422, "amount: Field required"),
     ({"amount": "-5"}, 422, "amount must be a positive number"),

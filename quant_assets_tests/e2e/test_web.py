@@ -58,6 +58,11 @@ def test_projector_ranks_trades_that_add_up_with_ordered_bands(server, page):
         bands = page.locator(f"[data-testid=band-{h}]").evaluate_all(
             "cells => cells.map(c => [+c.dataset.p10, +c.dataset.p50, +c.dataset.p90])")
         assert all(p10 <= p50 <= p90 for p10, p50, p90 in bands)
+    # The confidence is the probability of a gain, and says where it comes from.
+    expect(page.locator("thead")).to_contain_text("Chance of a gain")
+    expect(page.locator("[data-testid=confidence][data-source=base_rate]").first).to_contain_text(
+        "base rate — no measured skill")
+    expect(page.locator("[data-testid=confidence][data-source=calibrated]").first).to_contain_text("calibrated out of fold")
     expect(page.get_by_test_id("live-badge").first).to_contain_text("Last close")
     expect(page.get_by_test_id("synthetic-notice")).to_contain_text("BTC")
     expect(page.locator("[data-testid=fan-total] svg.recharts-surface")).to_be_visible()

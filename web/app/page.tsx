@@ -74,7 +74,7 @@ export default function ProjectorPage() {
           <div className="card">
             <h2>Ranked trades</h2>
             <table data-testid="trades">
-              <thead><tr><th>#</th><th className="left">Symbol</th><th>Confidence</th><th>Weight</th><th>Dollars</th><th>Shares</th><th>Price</th>
+              <thead><tr><th>#</th><th className="left">Symbol</th><th title="the probability of a gain over the sizing horizon">Chance of a gain</th><th>Weight</th><th>Dollars</th><th>Shares</th><th>Price</th>
                 {["1m", "1y"].map((h) => <th key={h}>{HORIZON_NAMES[h]} P10 · P50 · P90</th>)}</tr></thead>
               <tbody>
                 {data.lines.map((line) => (
@@ -83,7 +83,9 @@ export default function ProjectorPage() {
                     <td>{line.rank ?? ""}</td>
                     <td className="left"><span className="sym">{line.symbol}</span>
                       {data.synthetic_symbols.includes(line.symbol) ? <span className="badge badge-synth">synthetic</span> : null}</td>
-                    <td>{line.confidence != null ? pct(line.confidence, 0).replace("+", "") : ""}</td>
+                    <td data-testid="confidence" data-source={line.confidence_source ?? ""}>
+                      {line.confidence != null ? pct(line.confidence, 0).replace("+", "") : ""}
+                      {line.confidence_label ? <div className="muted small">{line.confidence_label}</div> : null}</td>
                     <td>{pct(line.weight).replace("+", "")}</td>
                     <td data-testid="dollars" data-value={line.dollars}>{usd(line.dollars)}</td>
                     <td>{line.shares != null ? num(line.shares) : ""}</td>

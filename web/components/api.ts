@@ -7,7 +7,9 @@ export type Quote = {
 export type Freshness = { read_at: string; warehouse_modified_at: string | null; served_from_cache: boolean; note: string };
 export type Band = { horizon: string; p10: number; p50: number; p90: number; price_p10?: number | null; price_p50?: number | null; price_p90?: number | null };
 export type ProjectorLine = {
-  rank: number | null; symbol: string; asset_class: string | null; side: string | null; confidence: number | null;
+  rank: number | null; symbol: string; asset_class: string | null; side: string | null;
+  // The probability of a gain over the sizing horizon; confidence_label says whether it is calibrated or the base rate.
+  confidence: number | null; confidence_source: string | null; confidence_label: string | null;
   weight: number; dollars: number; shares: number | null; last_price: number | null; live_price: number | null;
   expected_return: number | null; quote: Quote | null; bands: Band[];
 };

@@ -1,4 +1,4 @@
-"""Group ``ensemble``: one meta-ensemble per window over the nine models' out-of-sample forecasts."""
+"""Group ``ensemble``: one meta-ensemble per window over the ten models' out-of-sample forecasts."""
 
 from datetime import date
 
@@ -29,7 +29,8 @@ def build_ensemble_defs(partitions: dg.TimeWindowPartitionsDefinition) -> dg.Ass
                     DAILY_PREDICTIONS_KEY],
               automation_condition=ON_DEPS_UPDATED,
               kinds={"sklearn", "scipy", "duckdb"},
-              description="Stacked, recalibrated distributions of the nine models with a calibrated confidence.")
+              description="Stacked, recalibrated distributions of the ten models with the probability of a gain, "
+                          "calibrated out of fold or the base rate.")
     def meta_ensemble(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       settings: SettingsResource) -> dg.MaterializeResult:
         summary = ensemble_window(warehouse.get(), date.fromisoformat(context.partition_key),

@@ -9,12 +9,12 @@ before the current window starts, then applies to the current window:
 3. ``recalibration.fit_recalibration`` / ``apply_recalibration``: per central interval (q05-q95, q10-q90,
    q25-q75), a symmetric scale-normalized widening or narrowing so that its coverage on earlier windows matches
    its nominal share (conformalized quantile regression); the median stays.
-4. ``confidence.agreement_features`` / ``fit_confidence`` / ``predict_confidence``: the probability that the
-   ensemble's direction is right, from a calibrated logistic regression on model agreement.
+4. ``confidence.gain_probability``: the probability of a gain, ``p_up`` Platt-scaled on the out-of-fold history,
+   shown only where it beats the base rate out of fold (else the base rate, labelled).
 5. ``sizing_prior.sizing_from_reference``: the expected return sizing uses, off the prior only as far as skill.
 
 History size is counted in effective rows (``history.effective_rows``). Every fallback (equal weights, no
-recalibration, agreement-based confidence) is reported in ``info``.
+recalibration, the base rate shown as the confidence) is reported in ``info``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def build_ensemble(
     reference: str | None = None,
     reference_drift_days: Mapping[str, float] | None = None,
     class_growth: Mapping[str, float] | None = None,
+    base_rates: Mapping[str, float] | None = None,
     memo: Callable[..., Any] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The calibrated ensemble of the current window and a JSON-ready account of how it was made.
@@ -52,17 +53,19 @@ def build_ensemble(
     names the member every other is judged against (the random walk): stacking weights shrink toward it
     (so without history the ensemble is the reference), members whose spread or median is implausible
     against it at a horizon are dropped there, and a horizon whose out-of-fold ensemble has not beaten it
-    on earlier windows does not drive sizing (``sizing_mean`` is the prior and ``confidence`` the reference's,
-    the mean with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per
+    on earlier windows does not drive sizing (``sizing_mean`` is the prior, the mean with the standard error of a drift estimated over ``reference_drift_days[horizon]`` days per
     symbol, the reference's training span; a trailing year where not given). ``class_growth`` (per asset
     class, the log of the mean daily gross return over the training span) sets the sizing prior
-    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill. ``memo``
+    (``sizing_prior``), which the ensemble's mean moves off only as far as its out-of-fold skill. ``base_rates``
+    (per horizon, the long-run share of gains over the training span) is the base rate the confidence must beat
+    and shows where it does not (the history's own share of gains without it). ``memo``
     (``memo(fn, *args)``, e.g. a ``memo.DiskMemo``) keeps what is learned from the history alone across calls.
 
     Per horizon: stacking weights; an out-of-fold (cross-fitted over blocks of earlier windows) ensemble of
-    the history, on which the conformal recalibration, the reference comparison and the confidence model
-    are learned; spreads made non-decreasing across horizons. Returns per key the distribution columns,
-    ``confidence``, ``sizing_mean`` and ``mean_uncertainty`` (the expected return sizing uses and its
+    the history, on which the conformal recalibration, the reference comparison and the calibration of the
+    probability of a gain are learned; spreads made non-decreasing across horizons. Returns per key the
+    distribution columns, ``confidence.CONFIDENCE_COLUMNS`` (``confidence`` is the probability of a gain shown:
+    ``prob_gain``, calibrated out of fold, or ``prob_gain_base_rate``, as ``confidence_source`` says), ``sizing_mean`` and ``mean_uncertainty`` (the expected return sizing uses and its
     standard error), ``beats_reference`` and (when present in ``current_preds``) ``realized`` and
     ``label_end``; and ``info`` with weights, adjustments, scores, history sizes and every fallback used.
     """
@@ -104,29 +107,15 @@ def build_ensemble(
     current, widened_current = recalibration.widen_with_horizon(recalibration.apply_recalibration(current, recal))
     past = recalibration.apply_recalibration(past, recal)
 
-    current_features = confidence.agreement_features(current_preds, current)
-    past_features = confidence.agreement_features(earlier, past).merge(
-        past[[*key_columns(past), "realized", "p_up", "mean"]], on=key_columns(past))
-    p_right = pd.Series(np.nan, index=current_features.index)
     current = current.assign(**sizing_prior.member_uncertainty(current_preds, current, weights))
     current["beats_reference"] = current["horizon"].map(lambda h: versus[h]["beats"]).astype(bool)
-    direction_now = current.set_index(key_columns(current)).reindex(
-        current_features.set_index(key_columns(current_features)).index)
+    gain_columns = []
     for h in horizons:
         stack = stacks[h]
-        fit_rows = past_features[past_features["horizon"] == h].reset_index(drop=True)
-        hit = confidence.direction_hit(fit_rows["direction"], fit_rows["realized"])
-        model = confidence.fit_confidence(fit_rows, hit, seed=seed)
-        now = (current_features["horizon"] == h).to_numpy()
-        evaluation = {} if model.fallback else learn(confidence.confidence_evaluation, fit_rows, hit, fold_key, blocks, seed)
-        p_right.loc[now], used_fallback = confidence.predict_confidence(model, current_features[now])
-        method = model.method
-        if evaluation and evaluation["brier_confidence"] >= evaluation["brier_p_up"]:
-            calibration = confidence.fit_pup_calibration(confidence.direction_probability(fit_rows), hit)
-            p_right.loc[now] = calibration.predict(confidence.direction_probability(direction_now[now]))
-            method = "calibrated_p_up"
-            info["fallbacks"].append(f"{h}: confidence is the calibrated p_up (agreement adds nothing out of fold: "
-                                     f"Brier {evaluation['brier_confidence']:.4f} vs {evaluation['brier_p_up']:.4f})")
+        now = (current["horizon"] == h).to_numpy()
+        probability = _gain_probability(h, h in stacked, past, earlier, current[now], current_preds, reference,
+                                        fold_key, blocks, learn, (base_rates or {}).get(h))
+        gain_columns.append((now, probability))
         info["horizons"][h] = {
             "members": members[h],
             "dropped_implausible": dropped.get(h, {}),
@@ -142,9 +131,9 @@ def build_ensemble(
             "recalibration_by_segment": recal.segments.get(h, {}),
             "recalibration_rows": recal.rows.get(h, 0),
             "recalibration_borrowed_from": recal.borrowed.get(h),
-            "confidence_method": method,
-            "confidence_rows": model.rows,
-            "confidence_evaluation": evaluation,
+            "confidence_source": probability.source,
+            "confidence_base_rate": probability.base_rate,
+            "confidence_evaluation": probability.evaluation,
             "widened_across_horizons": int(widened_current.get(h, 0)),
         }
         if dropped.get(h):
@@ -158,16 +147,18 @@ def build_ensemble(
         elif h in stacked and h not in recal.adjustments:
             reason = recal.fallback.get(h, "no realized history")
             info["fallbacks"].append(f"{h}: no recalibration ({reason})")
-        if used_fallback:
-            info["fallbacks"].append(f"{h}: agreement-share confidence ({model.reason})")
+        if probability.source == confidence.BASE_RATE:
+            info["fallbacks"].append(f"{h}: the confidence shown is the base rate {probability.base_rate:.3f} "
+                                     f"({probability.reason})")
         if h not in stacked:
             info["fallbacks"].append(f"{h}: the reference alone, and it does not drive sizing ({versus[h]['reason']}): "
-                                     f"distribution, expected return and confidence are the reference's")
-    current_features = current_features.assign(confidence=p_right.to_numpy())
-
+                                     f"distribution and expected return are the reference's")
+    out = current.assign(confidence=np.nan, prob_gain=np.nan, prob_gain_base_rate=np.nan, confidence_source=None,
+                         sizing_prior=0.0)
+    for now, probability in gain_columns:
+        for column, values in probability.columns().items():
+            out.loc[now, column] = values
     keys = key_columns(current)
-    out = current.merge(current_features[[*keys, "confidence"]], on=keys, how="left")
-    out = out.assign(sizing_prior=0.0)
     if reference:
         out, skill = sizing_prior.sizing_from_reference(out, current_preds, past, earlier, reference,
                                                         reference_drift_days or {}, class_growth)
@@ -176,18 +167,20 @@ def build_ensemble(
     extras = [c for c in ("realized", "label_end") if c in current_preds.columns]
     if extras:
         out = out.merge(current_preds.drop_duplicates(keys)[[*keys, *extras]], on=keys, how="left")
-    return out[[*keys, *DISTRIBUTION_COLUMNS, "confidence", *sizing_prior.SIZING_COLUMNS, *extras]], info
+    return out[[*keys, *DISTRIBUTION_COLUMNS, *confidence.CONFIDENCE_COLUMNS, *sizing_prior.SIZING_COLUMNS, *extras]], info
 
 
 def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFrame | None, as_of,
-                          classes: Mapping[str, str], **options) -> tuple[pd.DataFrame, dict[str, dict]]:
+                          classes: Mapping[str, str], class_base_rates: Mapping[str, Mapping[str, float]] | None = None,
+                          **options) -> tuple[pd.DataFrame, dict[str, dict]]:
     """``build_ensemble`` once per asset class (``classes`` maps each symbol to its class): stacking weights, the
     comparison with the reference, the recalibration, the confidence and the sizing skill are each the class's own.
 
     Members' skill differs by class (on the sample, every model beats the random walk at 3m on equities and loses
     to it on crypto), and stacking weights fitted on both classes pooled minimize a CRPS dominated by the class
     with the larger errors (a crypto asset's is several times an equity's): equities would get crypto's weights.
-    Returns the rows of every class and, per class, ``build_ensemble``'s account."""
+    ``class_base_rates`` gives each class its ``base_rates``. Returns the rows of every class and, per class,
+    ``build_ensemble``'s account."""
     unknown = sorted(set(current_preds["symbol"]) - set(classes))
     if unknown:
         raise ValueError(f"build_class_ensembles: no asset class for {', '.join(unknown)}")
@@ -196,10 +189,30 @@ def build_class_ensembles(current_preds: pd.DataFrame, history_preds: pd.DataFra
         members = [s for s, c in classes.items() if c == name]
         earlier = None if history_preds is None else history_preds[history_preds["symbol"].isin(members)]
         frame, info[name] = build_ensemble(current_preds[current_preds["symbol"].isin(members)], earlier, as_of,
-                                           segments=classes, **options)
+                                           segments=classes, base_rates=(class_base_rates or {}).get(name), **options)
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True)
     return combined.sort_values(key_columns(combined), ignore_index=True), info
+
+
+def _gain_probability(horizon: str, stacked: bool, past: pd.DataFrame, earlier: pd.DataFrame, now: pd.DataFrame,
+                      current_preds: pd.DataFrame, reference: str | None, fold_key: str, blocks: list[np.ndarray],
+                      learn: Callable[..., Any], long_run: float | None) -> confidence.GainProbability:
+    """The horizon's probability of a gain, calibrated on the out-of-fold history of what the rows ``now`` are: the
+    stack's where the horizon is stacked, the reference's where the reference alone is shown."""
+    if stacked or reference is None:
+        rows = past[past["horizon"] == horizon]
+    else:
+        rows = earlier[(earlier["model"] == reference) & (earlier["horizon"] == horizon)]
+    # With a single earlier window the folds are dates, and the fold key is the date column itself.
+    rows = rows.reindex(columns=list(dict.fromkeys([fold_key, "date", "horizon", "p_up", "realized"])))
+    rows = rows.reset_index(drop=True)
+    evaluation = learn(confidence.confidence_evaluation, rows, fold_key, blocks, long_run)
+    # Without outcomes the base rate is the random walk's own probability of a gain (its drift over the training
+    # span), one number for the class: no symbol is told more than its class's history says.
+    ref_now = current_preds[(current_preds["model"] == reference) & (current_preds["horizon"] == horizon)]
+    prior = float(ref_now["p_up"].mean()) if reference is not None and len(ref_now) else 0.5
+    return confidence.gain_probability(rows, now["p_up"].to_numpy(dtype="float64"), evaluation, prior, long_run)
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

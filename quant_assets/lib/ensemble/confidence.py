@@ -1,5 +1,13 @@
-"""The probability that the ensemble's called direction is right: a calibrated logistic regression on model
-agreement, the calibrated ``p_up`` where agreement adds nothing out of fold, or the visible agreement-share fallback.
+"""The confidence: the probability of a gain over the horizon, calibrated out of fold, or the base rate where the
+calibration has shown no skill.
+
+The ensemble's own ``p_up`` is Platt-scaled (a logistic regression on its logit) against the realized gains of
+earlier windows' out-of-fold rows. Cross-fitted over the blocks of earlier windows, that calibration is scored
+against the base rate: the long-run share of gains of the asset class at the horizon over the training span where
+it is given (years of labels, steadier than a few windows dominated by their months' market moves), else the share
+of gains in the other blocks. Only where its out-of-fold Brier score is below the base rate's is the calibrated
+probability what is shown; otherwise the base rate is, labelled as such, so a person never reads knowledge into a
+number that carries none.
 """
 
 from __future__ import annotations
@@ -9,183 +17,122 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import special
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from quant_assets.lib.ensemble.frames import PREDICTION_REQUIRED, key_columns, require
 from quant_assets.lib.ensemble.history import effective_rows
-from quant_assets.lib.ensemble.stacking import combine
-
-FEATURE_COLUMNS: tuple[str, ...] = ("agreement", "dispersion", "strength")
-CONFIDENCE_MIN_ROWS = 30.0  # effective rows (and 20 raw hits and misses) needed to fit the confidence model
-FALLBACK_SLOPE = 0.2  # deliberately modest: unvalidated agreement is weak evidence of a right call
-
-
-def agreement_features(preds: pd.DataFrame, ensemble: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per (symbol, date, horizon): how much the models agree with the ensemble's call.
-
-    ``agreement`` is the share of models whose mean has the ensemble mean's sign (up when > 0),
-    ``dispersion`` the spread (population std) of model means over their average std, ``strength`` the
-    ensemble's ``|mean| / std``. ``ensemble`` (keys, ``mean``, ``std``) defaults to the equal-weight
-    mixture of ``preds``. Returns the keys, ``FEATURE_COLUMNS`` and ``direction`` (+1 up, -1 down).
-    """
-    require(preds, PREDICTION_REQUIRED, "the predictions frame")
-    if ensemble is None:
-        ensemble = combine(preds, {m: 1.0 for m in preds["model"].unique()})
-    keys = key_columns(preds)
-    require(ensemble, (*keys, "mean", "std"), "the ensemble frame")
-    ens = ensemble[[*keys, "mean", "std"]].rename(columns={"mean": "ens_mean", "std": "ens_std"})
-    rows = preds[[*keys, "mean", "std"]].merge(ens, on=keys, how="inner", validate="many_to_one")
-    rows = rows[np.isfinite(rows["mean"].astype("float64")) & np.isfinite(rows["std"].astype("float64"))]
-    rows = rows.assign(
-        agree=((rows["mean"] > 0) == (rows["ens_mean"] > 0)).astype("float64"),
-        mean_sq=rows["mean"].astype("float64") ** 2,
-    )
-    out = rows.groupby(keys, sort=False).agg(
-        agreement=("agree", "mean"),
-        model_mean=("mean", "mean"),
-        model_mean_sq=("mean_sq", "mean"),
-        avg_std=("std", "mean"),
-        ens_mean=("ens_mean", "first"),
-        ens_std=("ens_std", "first"),
-    ).reset_index()
-    spread = np.sqrt(np.maximum(out["model_mean_sq"] - out["model_mean"] ** 2, 0.0))
-    out["dispersion"] = spread / np.maximum(out["avg_std"], 1e-12)
-    out["strength"] = out["ens_mean"].abs() / np.maximum(out["ens_std"], 1e-12)
-    out["direction"] = np.where(out["ens_mean"] > 0, 1, -1)
-    return out[[*keys, *FEATURE_COLUMNS, "direction"]]
+from quant_assets.lib.vocabulary import BASE_RATE, CALIBRATED
+CONFIDENCE_COLUMNS: tuple[str, ...] = ("confidence", "prob_gain", "prob_gain_base_rate", "confidence_source")
+# Gains and losses (each) and effective rows of history needed before a calibration may be fitted or judged.
+MIN_OUTCOMES = 20
+MIN_EFFECTIVE_ROWS = 30.0
+_CLIP = 1e-4
 
 
-def direction_hit(direction, realized) -> np.ndarray:
-    """Whether the called direction (+1 up, -1 down) matched the realized return (up means ``> 0``)."""
-    return (np.asarray(direction) > 0) == (np.asarray(realized, dtype="float64") > 0)
+def gains(realized) -> np.ndarray:
+    """Whether each realized log return is a gain (``> 0``)."""
+    return np.asarray(realized, dtype="float64") > 0
 
 
-@dataclass
-class ConfidenceModel:
-    """A fitted confidence model, or the visible agreement-share fallback (``estimator is None``)."""
-
-    estimator: object | None
-    fallback: bool
-    reason: str
-    rows: int
-    method: str
-    slope: float = FALLBACK_SLOPE
-
-
-def fit_confidence(
-    features: pd.DataFrame,
-    hit,
-    *,
-    seed: int = 0,
-    min_rows: float = CONFIDENCE_MIN_ROWS,
-    slope: float = FALLBACK_SLOPE,
-) -> ConfidenceModel:
-    """Fit P(direction right | agreement features): a seeded logistic regression, calibrated.
-
-    Calibration is isotonic from 1,000 rows (Platt sigmoid below, where isotonic overfits), by
-    3-fold unshuffled stratified cross-fitting (``CalibratedClassifierCV``). History is counted in
-    effective rows (``effective_rows`` of the hits, when ``features`` carries ``date`` and ``horizon``):
-    with fewer than ``min_rows`` of them, or fewer than 20 hits or misses, returns the fallback
-    ``0.5 + 0.5 (2 agreement - 1) slope``.
-    """
-    require(features, FEATURE_COLUMNS, "the confidence features frame")
-    y = np.asarray(hit, dtype=bool)
-    if len(y) != len(features):
-        raise ValueError(f"fit_confidence: {len(features)} feature rows but {len(y)} hit values")
-    n, hits = len(y), int(y.sum())
-    n_eff = _hit_effective_rows(features, y)
-    if n_eff < min_rows or min(hits, n - hits) < 20:
-        reason = (f"{n} rows ({n_eff:.1f} effective) with {hits} hits and {n - hits} misses "
-                  f"(need {min_rows:g} effective rows, 20 of each)")
-        return ConfidenceModel(None, True, reason, n, "agreement_fallback", slope)
-    method = "isotonic" if n >= 1000 else "sigmoid"
-    base = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, random_state=seed))
-    model = CalibratedClassifierCV(base, method=method, cv=StratifiedKFold(n_splits=3))
-    model.fit(_feature_matrix(features), y)
-    return ConfidenceModel(model, False, "", n, f"logistic+{method}", slope)
-
-
-def _hit_effective_rows(features: pd.DataFrame, hit: np.ndarray) -> float:
-    if len(hit) == 0:
-        return 0.0
-    if not {"date", "horizon"} <= set(features.columns):
-        return float(len(hit))
-    return effective_rows(features["date"].to_numpy(), hit.astype("float64"), str(features["horizon"].iloc[0]))
-
-
-def direction_probability(frame: pd.DataFrame) -> np.ndarray:
-    """The ensemble's own probability that its called direction is right: ``p_up`` if the mean is up, else ``1 - p_up``."""
-    p_up = frame["p_up"].to_numpy(dtype="float64")
-    return np.where(frame["mean"].to_numpy(dtype="float64") > 0, p_up, 1.0 - p_up)
-
-
-@dataclass
-class PupCalibration:
-    """Platt scaling of the direction probability implied by ``p_up`` (logit in, logit out)."""
+@dataclass(frozen=True)
+class GainCalibration:
+    """Platt scaling of ``p_up``: ``expit(intercept + slope * logit(p_up))``."""
 
     intercept: float = 0.0
     slope: float = 1.0
 
-    def predict(self, probability: np.ndarray) -> np.ndarray:
-        """The calibrated probability of each direction probability in ``probability``."""
-        return special.expit(self.intercept + self.slope * special.logit(np.clip(probability, 1e-4, 1 - 1e-4)))
+    def predict(self, p_up) -> np.ndarray:
+        """The calibrated probability of a gain for each ``p_up``."""
+        return special.expit(self.intercept + self.slope * _logit(p_up))
 
 
-def fit_pup_calibration(probability: np.ndarray, hit: np.ndarray) -> PupCalibration:
-    """Platt-scale the ensemble's direction probability on realized hits (identity with too little data)."""
-    y = np.asarray(hit, dtype=bool)
-    if len(y) < 20 or y.all() or not y.any():
-        return PupCalibration()
-    x = special.logit(np.clip(np.asarray(probability, dtype="float64"), 1e-4, 1 - 1e-4))[:, None]
-    model = LogisticRegression(C=1.0).fit(x, y)
-    return PupCalibration(float(model.intercept_[0]), float(model.coef_[0, 0]))
+def fit_gain_calibration(p_up, gain) -> GainCalibration:
+    """Platt-scale ``p_up`` on realized gains; the identity with fewer than ``MIN_OUTCOMES`` gains or losses."""
+    y = np.asarray(gain, dtype=bool)
+    if min(int(y.sum()), int((~y).sum())) < MIN_OUTCOMES:
+        return GainCalibration()
+    model = LogisticRegression(C=1.0).fit(_logit(p_up)[:, None], y)
+    return GainCalibration(float(model.intercept_[0]), float(model.coef_[0, 0]))
 
 
-def predict_confidence(model: ConfidenceModel, features: pd.DataFrame) -> tuple[np.ndarray, bool]:
-    """Probability that the ensemble's direction is right, and whether the fallback produced it."""
-    require(features, FEATURE_COLUMNS, "the confidence features frame")
-    if model.estimator is None:
-        share = features["agreement"].to_numpy(dtype="float64")
-        return np.clip(0.5 + 0.5 * (2.0 * share - 1.0) * model.slope, 0.0, 1.0), True
-    if features.empty:
-        return np.zeros(0), False
-    return model.estimator.predict_proba(_feature_matrix(features))[:, 1], False
-
-
-def confidence_evaluation(rows: pd.DataFrame, hit: np.ndarray, key: str, blocks: list[np.ndarray], seed: int) -> dict:
-    """Out-of-fold Brier score and AUC of the confidence model, of the calibrated ``p_up`` and of a constant."""
-    if len(blocks) < 2 or key not in rows.columns:
+def confidence_evaluation(rows: pd.DataFrame, key: str, blocks: list[np.ndarray], base_rate: float | None = None) -> dict:
+    """Out of fold over ``blocks`` (values of ``rows[key]``): the Brier score of the calibrated ``p_up`` (fitted on
+    the other blocks) and of the base rate (``base_rate``, or the share of gains in the other blocks), the AUC of
+    ``p_up`` for a gain, the rows and the effective rows. ``rows`` carries ``p_up``, ``realized``, ``date`` and
+    ``horizon``; empty with fewer than two blocks."""
+    if len(blocks) < 2 or rows.empty or key not in rows.columns:
         return {}
-    conf, pup, const = (np.full(len(rows), np.nan) for _ in range(3))
+    gain = gains(rows["realized"])
+    p_up = rows["p_up"].to_numpy(dtype="float64")
+    calibrated, base = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     for block in blocks:
         inside = rows[key].isin(block).to_numpy()
         if not inside.any() or inside.all():
             continue
-        train = rows[~inside]
-        model = fit_confidence(train, hit[~inside], seed=seed)
-        conf[inside], _ = predict_confidence(model, rows[inside])
-        pup[inside] = fit_pup_calibration(direction_probability(train), hit[~inside]).predict(direction_probability(rows[inside]))
-        const[inside] = hit[~inside].mean()
-    ok = np.isfinite(conf) & np.isfinite(pup)
-    if ok.sum() < 20 or hit[ok].all() or not hit[ok].any():
+        calibrated[inside] = fit_gain_calibration(p_up[~inside], gain[~inside]).predict(p_up[inside])
+        base[inside] = gain[~inside].mean() if base_rate is None else base_rate
+    ok = np.isfinite(calibrated)
+    if min(int(gain[ok].sum()), int((~gain[ok]).sum())) < MIN_OUTCOMES:
         return {}
-    y = hit[ok].astype("float64")
-    raw = direction_probability(rows[ok])
+    y = gain[ok].astype("float64")
     return {
         "rows": int(ok.sum()),
-        "brier_confidence": float(np.mean((conf[ok] - y) ** 2)),
-        "brier_p_up": float(np.mean((pup[ok] - y) ** 2)),
-        "brier_constant": float(np.mean((const[ok] - y) ** 2)),
-        "auc_confidence": float(roc_auc_score(y, conf[ok])),
-        "auc_p_up": float(roc_auc_score(y, raw)),
+        "effective_rows": effective_rows(rows["date"].to_numpy()[ok], y, str(rows["horizon"].iloc[0])),
+        "brier_calibrated": float(np.mean((calibrated[ok] - y) ** 2)),
+        "brier_base_rate": float(np.mean((base[ok] - y) ** 2)),
+        "auc_p_up": float(roc_auc_score(y, p_up[ok])),
     }
 
 
-def _feature_matrix(features: pd.DataFrame) -> np.ndarray:
-    # Clipped so a few extreme ratios (tiny stds) do not dominate the standardization.
-    return np.clip(features[list(FEATURE_COLUMNS)].to_numpy(dtype="float64"), 0.0, 10.0)
+@dataclass(frozen=True)
+class GainProbability:
+    """One horizon's probabilities of a gain: the calibrated one, the base rate and which is shown (``source``)."""
+
+    calibrated: np.ndarray
+    base_rate: float
+    source: str
+    reason: str
+    evaluation: dict
+
+    @property
+    def shown(self) -> np.ndarray:
+        """What is stored as ``confidence`` and shown: the calibrated probability, or the base rate."""
+        return self.calibrated if self.source == CALIBRATED else np.full(len(self.calibrated), self.base_rate)
+
+    def columns(self) -> dict[str, object]:
+        """The ``CONFIDENCE_COLUMNS`` of the horizon's rows."""
+        return {"confidence": self.shown, "prob_gain": self.calibrated,
+                "prob_gain_base_rate": np.full(len(self.calibrated), self.base_rate), "confidence_source": self.source}
+
+
+def gain_probability(history: pd.DataFrame, p_up_now, evaluation: dict, prior_base_rate: float,
+                     long_run_base_rate: float | None = None) -> GainProbability:
+    """The probability of a gain of the rows whose ``p_up`` is ``p_up_now``, learned from ``history`` (one horizon's
+    earlier rows: ``p_up``, ``realized``) and judged by ``evaluation`` (``confidence_evaluation`` of those rows).
+
+    The base rate is ``long_run_base_rate`` where given, else the share of gains in ``history``
+    (``prior_base_rate``, e.g. the random walk's probability of a gain, without ``MIN_OUTCOMES`` gains and losses
+    there). The calibrated probability is shown only where its out-of-fold Brier score is below the base rate's on
+    at least ``MIN_EFFECTIVE_ROWS`` effective rows."""
+    p_up_now = np.asarray(p_up_now, dtype="float64")
+    gain = gains(history["realized"]) if len(history) else np.zeros(0, dtype=bool)
+    enough = min(int(gain.sum()), int((~gain).sum())) >= MIN_OUTCOMES
+    base_rate = float(gain.mean()) if enough else float(prior_base_rate)
+    if long_run_base_rate is not None and np.isfinite(long_run_base_rate):
+        base_rate = float(long_run_base_rate)
+    calibration = fit_gain_calibration(history["p_up"].to_numpy(dtype="float64"), gain) if enough else GainCalibration()
+    calibrated = calibration.predict(p_up_now)
+    if not evaluation:
+        reason = f"{len(history)} earlier rows: too few outcomes to judge a calibration out of fold"
+    elif evaluation["effective_rows"] < MIN_EFFECTIVE_ROWS:
+        reason = f"{evaluation['effective_rows']:.1f} effective out-of-fold rows < {MIN_EFFECTIVE_ROWS:g}"
+    elif evaluation["brier_calibrated"] >= evaluation["brier_base_rate"]:
+        reason = (f"out-of-fold Brier {evaluation['brier_calibrated']:.4f} not below the base rate's "
+                  f"{evaluation['brier_base_rate']:.4f}")
+    else:
+        return GainProbability(calibrated, base_rate, CALIBRATED, "", evaluation)
+    return GainProbability(calibrated, base_rate, BASE_RATE, reason, evaluation)
+
+
+def _logit(p) -> np.ndarray:
+    return special.logit(np.clip(np.asarray(p, dtype="float64"), _CLIP, 1 - _CLIP))

@@ -70,11 +70,9 @@ def sizing_from_reference(out: pd.DataFrame, preds: pd.DataFrame, past: pd.DataF
     ensemble's mean by as much as its departures from the prior showed up in outcomes out of fold (per horizon,
     ``forecast_skill``). On horizons that have not beaten the reference the sizing mean is the prior, with the
     standard error of a drift estimated over ``drift_days`` of the horizon (a trailing year by default: the
-    reference's spread times ``sqrt(steps / days)``), and the confidence is the reference's own probability of
-    the direction it calls. Returns the rows and the skill found per horizon."""
+    reference's spread times ``sqrt(steps / days)``). Returns the rows and the skill found per horizon."""
     keys = key_columns(out)
-    ref = preds[preds["model"] == reference][[*keys, "mean", "std", "p_up"]].rename(
-        columns={"mean": "ref_mean", "std": "ref_std", "p_up": "ref_p_up"})
+    ref = preds[preds["model"] == reference][[*keys, "mean", "std"]].rename(columns={"mean": "ref_mean", "std": "ref_std"})
     out = out.merge(ref, on=keys, how="left")
     # A row the reference did not forecast keeps a prior of zero: its mean is shrunk toward no return.
     out["sizing_prior"] = np.nan_to_num(sizing_prior(out, class_growth), nan=0.0)
@@ -92,9 +90,7 @@ def sizing_from_reference(out: pd.DataFrame, preds: pd.DataFrame, past: pd.DataF
     days = out["horizon"].map(lambda h: float(drift_days.get(h, 252.0))).to_numpy(dtype="float64")
     out.loc[fallback, "sizing_mean"] = out.loc[fallback, "sizing_prior"]
     out.loc[fallback, "mean_uncertainty"] = (out["ref_std"] * np.sqrt(steps / days))[fallback]
-    ref_direction = np.where(out["ref_mean"] > 0, out["ref_p_up"], 1.0 - out["ref_p_up"])
-    out.loc[fallback, "confidence"] = ref_direction[fallback]
-    return out.drop(columns=["ref_mean", "ref_std", "ref_p_up"]), skill
+    return out.drop(columns=["ref_mean", "ref_std"]), skill
 
 
 def sizing_prior(frame: pd.DataFrame, class_growth: Mapping[str, float] | None = None) -> np.ndarray:

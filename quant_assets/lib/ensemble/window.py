@@ -1,4 +1,4 @@
-"""The meta-ensemble asset's work without Dagster: combine one window's nine forecasts, learning only from the past.
+"""The meta-ensemble asset's work without Dagster: combine one window's ten forecasts, learning only from the past.
 
 Reading and writing stay at the edges: ``load_window_inputs`` reads everything the window's ensemble needs,
 ``build_window_ensemble`` computes it from those frames alone, ``write_window_ensemble`` stores it;
@@ -16,19 +16,21 @@ from typing import Any
 import pandas as pd
 
 from quant_assets.lib.ensemble.build import build_class_ensembles
+from quant_assets.lib.ensemble.confidence import CONFIDENCE_COLUMNS
 from quant_assets.lib.ensemble.sizing_prior import SIZING_COLUMNS
 from quant_assets.lib.models import BASELINE, MODEL_NAMES
 from quant_assets.lib.models.base import DISTRIBUTION_COLUMNS
 from quant_assets.lib.storage import refits
 from quant_assets.lib.storage.memo import DiskMemo
 from quant_assets.lib.storage.warehouse import Warehouse, ensure_columns, replace_in
-from quant_assets.lib.walk_forward.outcomes import ENSEMBLE, predictions_with_outcomes, refresh_outcomes
+from quant_assets.lib.walk_forward.outcomes import ENSEMBLE, OUTCOMES_SQL, predictions_with_outcomes, refresh_outcomes
 from quant_assets.lib.walk_forward.scoring import score_predictions
 
 KEYS = ["symbol", "date", "horizon"]
 # The columns forecasts.ensemble gained after it was first written, added to older warehouses before a write.
 ADDED_COLUMNS = {"sizing_mean": "DOUBLE", "mean_uncertainty": "DOUBLE", "sizing_prior": "DOUBLE",
-                 "beats_reference": "BOOLEAN"}
+                 "beats_reference": "BOOLEAN", "prob_gain": "DOUBLE", "prob_gain_base_rate": "DOUBLE",
+                 "confidence_source": "VARCHAR"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class WindowInputs:
     classes: dict[str, str]  # symbol -> asset class
     drift_days: dict[str, float]  # per horizon, the span the reference's drift was estimated on
     class_growth: dict[str, float]  # per asset class, the log mean daily gross return over the training span
+    gain_rates: dict[str, dict[str, float]] | None = None  # per asset class and horizon, the training span's share of gains
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,24 @@ def load_window_inputs(warehouse: Warehouse, window_start: date, models: Sequenc
     current, history = load_window_predictions(warehouse, window_start, models)
     classes = warehouse.query("SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY symbol")
     return WindowInputs(window_start, current, history, dict(zip(classes["symbol"], classes["asset_class"])),
-                        training_days_per_symbol(warehouse, window_start), class_growth(warehouse, window_start))
+                        training_days_per_symbol(warehouse, window_start), class_growth(warehouse, window_start),
+                        class_gain_rates(warehouse, window_start))
+
+
+def class_gain_rates(warehouse: Warehouse, window_start: date) -> dict[str, dict[str, float]]:
+    """Per asset class and horizon, the share of gains among the labels the window's models trained on (from the
+    plan's train start, ended before its label cut-off): the long-run base rate of a gain, known at the window."""
+    frame = warehouse.query(
+        f"""SELECT p.asset_class, o.horizon, avg(CAST(o.realized > 0 AS DOUBLE)) AS share
+            FROM ({OUTCOMES_SQL}) o
+            JOIN (SELECT symbol, any_value(asset_class) AS asset_class FROM market.prices GROUP BY 1) p USING (symbol)
+            JOIN forecasts.plans f ON f.horizon = o.horizon AND f.window_start = ?
+            WHERE o.date >= f.train_start AND o.label_end < f.train_label_end_before
+            GROUP BY ALL""", [window_start])
+    out: dict[str, dict[str, float]] = {}
+    for row in frame.itertuples():
+        out.setdefault(row.asset_class, {})[row.horizon] = float(row.share)
+    return out
 
 
 def build_window_ensemble(inputs: WindowInputs, memo: Callable[..., Any] | None = None) -> WindowEnsemble:
@@ -106,12 +126,13 @@ def build_window_ensemble(inputs: WindowInputs, memo: Callable[..., Any] | None 
     window_start = inputs.window_start
     combined, info = build_class_ensembles(inputs.current, inputs.history, window_start, inputs.classes,
                                            reference=BASELINE, reference_drift_days=inputs.drift_days,
-                                           class_growth=inputs.class_growth, memo=memo)
+                                           class_growth=inputs.class_growth, class_base_rates=inputs.gain_rates,
+                                           memo=memo)
     outcomes = inputs.current.drop_duplicates(KEYS)[[*KEYS, "realized", "label_end"]]
     frame = combined.drop(columns=[c for c in ("realized", "label_end") if c in combined.columns]).merge(
         outcomes, on=KEYS, how="left"
     ).assign(window_start=window_start)
-    frame = frame[["window_start", *KEYS, *DISTRIBUTION_COLUMNS, "confidence", *SIZING_COLUMNS, "realized", "label_end"]]
+    frame = frame[["window_start", *KEYS, *DISTRIBUTION_COLUMNS, *CONFIDENCE_COLUMNS, *SIZING_COLUMNS, "realized", "label_end"]]
     scores = score_predictions(frame.assign(model=ENSEMBLE)).assign(window_start=window_start)
     return WindowEnsemble(window_start, frame, scores, info)
 

@@ -1,4 +1,4 @@
-"""The nine forecasters (statistical, tree-based, deep learning) and the random-walk baseline.
+"""The ten forecasters (statistical, tree-based, deep learning) and the random-walk baseline.
 
 Model modules import heavy libraries (torch, lightgbm, xgboost, arch), so they load on first use.
 """
@@ -12,6 +12,7 @@ CATALOG: dict[str, tuple[str, str, str, str]] = {
     "ridge": ("linear", "RidgeForecaster", "statistical", "sklearn"),
     "quantile_linear": ("linear", "QuantileLinearForecaster", "statistical", "sklearn"),
     "garch": ("garch", "GarchForecaster", "statistical", "arch"),
+    "drift_walk": ("drift_walk", "DriftWalkForecaster", "statistical", "scipy"),
     "lightgbm": ("trees", "LightGBMForecaster", "tree", "lightgbm"),
     "xgboost": ("trees", "XGBoostForecaster", "tree", "xgboost"),
     "extra_trees": ("trees", "ExtraTreesForecaster", "tree", "sklearn"),

@@ -22,6 +22,9 @@ from quant_assets.lib.vocabulary import HORIZON_LABELS
 RESIDUAL_DAYS = 252
 # The calendar days that hold RESIDUAL_DAYS sessions.
 RESIDUAL_SPAN = timedelta(days=int(RESIDUAL_DAYS * 1.5))
+# The columns projections.allocations gained after it was first written, added to older warehouses before a write.
+ALLOCATION_ADDED_COLUMNS = {"prob_gain": "DOUBLE", "prob_gain_base_rate": "DOUBLE", "confidence_source": "VARCHAR",
+                            "growth_contribution": "DOUBLE", "sizing_horizon": "VARCHAR"}
 # A symbol whose latest ensemble row is older than this at the as-of date is not a candidate.
 STALE_DAYS = 7
 
@@ -139,8 +142,8 @@ def project_and_allocate(inputs: ProjectionInputs, policy: SizingPolicy) -> Proj
 def write_projection(warehouse: Warehouse, as_of: date, projection: Projection) -> None:
     """Replace day ``as_of`` of the bands, allocations and trade plan in one transaction (other days kept)."""
     with warehouse.writer() as con:
-        ensure_columns(con, "projections.allocations", {"sizing_horizon": "VARCHAR"})
         replace_in(con, "projections.bands", projection.bands, {"as_of": as_of})
+        ensure_columns(con, "projections.allocations", ALLOCATION_ADDED_COLUMNS)
         replace_in(con, "projections.allocations", projection.allocations, {"as_of": as_of})
         if projection.scenarios is not None:
             replace_in(con, SCENARIOS, projection.scenarios, {"as_of": as_of})
@@ -157,19 +160,40 @@ def project_day(warehouse: Warehouse, as_of: date, policy: SizingPolicy) -> Proj
     return projection
 
 
+def growth_contributions(simple_returns: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each position's contribution to the portfolio's expected log growth ``G(w) = mean(log(1 + R w))`` over the
+    scenarios (rows of ``simple_returns``): ``w_i dG/dw_i = w_i mean(R_i / (1 + R w))``, zero for a position not held."""
+    wealth = 1.0 + simple_returns @ weights
+    return weights * (simple_returns / wealth[:, None]).mean(axis=0)
+
+
 def _allocation_rows(prices: pd.DataFrame, decision: Decision) -> pd.DataFrame:
     prices = prices.set_index("symbol")
-    confidence = decision.marginals[decision.marginals["horizon"] == decision.policy.horizon].set_index("symbol")["confidence"]
+    at_horizon = decision.marginals[decision.marginals["horizon"] == decision.policy.horizon].set_index("symbol")
+    weights = np.array([decision.fractional[s] for s in decision.scenarios.symbols])
+    contribution = growth_contributions(np.expm1(decision.scenarios.returns[decision.policy.horizon]), weights)
     rows = []
     for i, symbol in enumerate(decision.scenarios.symbols):
         # The sized scenarios' mean: at the sizing horizon, the shrunk expected return the weights bet on.
         expected = {f"expected_return_{h}": float(np.expm1(decision.scenarios.returns[h][:, i]).mean())
                     for h in HORIZON_LABELS}
-        # half_kelly_weight keeps its stored name and holds the fractional-Kelly (CRRA, risk aversion 1/f) weight.
+        # half_kelly_weight keeps its stored name and holds the fractional-Kelly (CRRA, risk aversion 1/f) weight;
+        # confidence is the probability of a gain at the sizing horizon shown (prob_gain or its base rate).
         rows.append({"as_of": decision.as_of, "symbol": symbol, "asset_class": prices.loc[symbol, "asset_class"],
-                     "confidence": float(confidence.get(symbol, np.nan)), "kelly_weight": decision.kelly[symbol],
-                     "half_kelly_weight": decision.fractional[symbol],
+                     "confidence": decision.confidence[symbol], **_gain_columns(at_horizon, symbol),
+                     "kelly_weight": decision.kelly[symbol], "half_kelly_weight": decision.fractional[symbol],
+                     "growth_contribution": float(contribution[i]),
                      "last_price": float(prices.loc[symbol, "last_price"]), **expected,
                      "sizing_horizon": decision.policy.horizon})
-    frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "confidence"], ascending=False, ignore_index=True)
+    # Ranked by what the advice does (its weight), then by what the position adds to expected log growth; the
+    # symbol breaks the remaining ties so the same inputs give the same ranks.
+    frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "growth_contribution", "symbol"],
+                                           ascending=[False, False, True], ignore_index=True)
     return frame.assign(rank=np.arange(1, len(frame) + 1))
+
+
+def _gain_columns(at_horizon: pd.DataFrame, symbol: str) -> dict[str, object]:
+    """The symbol's calibrated probability of a gain, its base rate and which of the two its confidence is (empty
+    for ensemble rows written before these columns existed)."""
+    return {c: at_horizon.loc[symbol, c] for c in ("prob_gain", "prob_gain_base_rate", "confidence_source")
+            if c in at_horizon.columns}

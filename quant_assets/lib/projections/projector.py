@@ -35,7 +35,7 @@ _SIZED_EXPECTED_RETURN = "CASE coalesce(a.sizing_horizon, '1m') " + " ".join(
 TRADE_PLAN_SELECT = f"""
 WITH day AS (SELECT DISTINCT as_of FROM projections.allocations WHERE as_of = $as_of),
 positions AS (
-    SELECT a.as_of, a.rank AS line, a.rank, a.symbol, a.asset_class, 'BUY' AS side, a.confidence,
+    SELECT a.as_of, a.rank AS line, a.rank, a.symbol, a.asset_class, 'BUY' AS side, a.confidence, a.confidence_source,
         a.half_kelly_weight AS weight, a.last_price, {_SIZED_EXPECTED_RETURN} AS expected_return,
 {_GROWTH}
     FROM projections.allocations a
@@ -46,12 +46,12 @@ positions AS (
 )
 SELECT * FROM positions
 UNION ALL
-SELECT day.as_of, {_CASH_LINE}, NULL, 'CASH', 'cash', 'HOLD', NULL,
+SELECT day.as_of, {_CASH_LINE}, NULL, 'CASH', 'cash', 'HOLD', NULL, NULL,
     1.0 - coalesce((SELECT sum(weight) FROM positions), 0.0), NULL, 0.0,
 {_CASH_GROWTH}
 FROM day
 UNION ALL
-SELECT day.as_of, {_TOTAL_LINE}, NULL, 'TOTAL', NULL, NULL, NULL, 1.0, NULL, NULL,
+SELECT day.as_of, {_TOTAL_LINE}, NULL, 'TOTAL', NULL, NULL, NULL, NULL, 1.0, NULL, NULL,
 {_GROWTH}
 FROM day JOIN projections.bands b ON b.as_of = day.as_of AND b.symbol = 'PORTFOLIO'
 GROUP BY ALL
@@ -85,7 +85,7 @@ sized AS (
         ELSE floor(round(c.amount * t.weight, 6) * 100) / 100 END AS dollars
     FROM plan t, checked c
 )
-SELECT rank, symbol, asset_class, side, round(confidence, 4) AS confidence,
+SELECT rank, symbol, asset_class, side, round(confidence, 4) AS confidence, confidence_source,
     CASE line WHEN {_CASH_LINE} THEN round(dollars / amount, 4) ELSE round(weight, 4) END AS weight,
     dollars, floor(dollars / last_price * 1e6) / 1e6 AS shares, last_price, round(expected_return, 4) AS expected_return,
 {_VALUES}
@@ -125,7 +125,7 @@ def parse_amount(text: str) -> float:
 
 def projector_columns() -> list[str]:
     """The macro's column names in order."""
-    return ["rank", "symbol", "asset_class", "side", "confidence", "weight", "dollars", "shares", "last_price",
+    return ["rank", "symbol", "asset_class", "side", "confidence", "confidence_source", "weight", "dollars", "shares", "last_price",
             "expected_return", *(f"{p}_{h}" for h in HORIZON_LABELS for p in ("p10", "p50", "p90"))]
 
 
@@ -136,6 +136,7 @@ def install_projector(con, as_of) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS projections.trade_plan AS {TRADE_PLAN_SELECT} LIMIT 0", {"as_of": as_of})
     # is_latest marks the newest day's lines, so that projector(amount) is a plain filtered scan.
     con.execute("ALTER TABLE projections.trade_plan ADD COLUMN IF NOT EXISTS is_latest BOOLEAN")
+    con.execute("ALTER TABLE projections.trade_plan ADD COLUMN IF NOT EXISTS confidence_source VARCHAR")
     con.execute("DELETE FROM projections.trade_plan WHERE as_of = ?", [as_of])
     con.execute(f"INSERT INTO projections.trade_plan BY NAME {TRADE_PLAN_SELECT}", {"as_of": as_of})
     con.execute("UPDATE projections.trade_plan SET is_latest = (as_of = (SELECT max(as_of) FROM projections.trade_plan))")

@@ -42,7 +42,8 @@ class Decision:
     distribution the weights were solved on and the one the bands show. ``kelly`` holds the full-Kelly weights (log
     utility), ``fractional`` those of the fractional-Kelly investor (CRRA, risk aversion ``1 / policy.kelly_fraction``),
     both at ``policy.horizon`` under the same constraints. ``expected_return`` is each symbol's simple expected return
-    at the sizing horizon after shrinkage (what the weights bet on), ``confidence`` its confidence there,
+    at the sizing horizon after shrinkage (what the weights bet on), ``confidence`` its probability of a gain there
+    (calibrated out of fold, or the base rate),
     ``shrinkage`` the factor applied there to its log mean's departure from the prior, ``cap_binding`` the share of
     the full-Kelly positions at the cap.
     """
@@ -65,8 +66,7 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
     """Simulate joint scenarios from ``marginals`` (ensemble rows: symbol, horizon, quantiles, mean, std, confidence
     and, when stored, ``sizing_mean`` / ``mean_uncertainty`` / ``sizing_prior``), size them (``sized_scenarios``) and
     solve the full-Kelly and fractional-Kelly weights at the policy's horizon over the symbols whose expected simple
-    return there is positive and whose probability of a gain (the confidence of an up call, one less that of a down
-    call) passes the gate.
+    return there is positive and whose probability of a gain there (``confidence``) passes the gate.
     """
     raw = simulate(marginals[["symbol", "horizon", *QUANTILE_COLUMNS]], residuals,
                    n_scenarios=policy.n_scenarios, seed=policy.seed)
@@ -77,9 +77,7 @@ def decide(marginals: pd.DataFrame, residuals: pd.DataFrame, as_of: date, policy
     simple = np.expm1(scenarios.returns[policy.horizon])
     expected = dict(zip(scenarios.symbols, (float(x) for x in simple.mean(axis=0))))
     confidence = dict(zip(scenarios.symbols, (float(x) for x in rows["confidence"])))
-    calls_up = dict(zip(scenarios.symbols, (bool(x) for x in rows["mean"].to_numpy(dtype="float64") > 0)))
-    gain_probability = {s: c if calls_up[s] else 1.0 - c for s, c in confidence.items()}
-    eligible = [s for s in scenarios.symbols if expected[s] > 0 and gain_probability[s] >= policy.min_confidence]
+    eligible = [s for s in scenarios.symbols if expected[s] > 0 and confidence[s] >= policy.min_confidence]
     kelly, fractional = {s: 0.0 for s in scenarios.symbols}, {s: 0.0 for s in scenarios.symbols}
     if eligible:
         held = simple[:, [scenarios.symbols.index(s) for s in eligible]]

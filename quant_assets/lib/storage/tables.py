@@ -53,6 +53,7 @@ DDL: dict[str, str] = {
             window_start DATE NOT NULL, symbol VARCHAR NOT NULL, date DATE NOT NULL, horizon VARCHAR NOT NULL,
             {_DISTRIBUTION}, confidence DOUBLE, label_end DATE,
             sizing_mean DOUBLE, mean_uncertainty DOUBLE, sizing_prior DOUBLE, beats_reference BOOLEAN,
+            prob_gain DOUBLE, prob_gain_base_rate DOUBLE, confidence_source VARCHAR,
             PRIMARY KEY (window_start, symbol, date, horizon))""",
     "forecasts.scores": """
         CREATE TABLE IF NOT EXISTS forecasts.scores (
@@ -70,6 +71,7 @@ DDL: dict[str, str] = {
             kelly_weight DOUBLE, half_kelly_weight DOUBLE, last_price DOUBLE,
             expected_return_1w DOUBLE, expected_return_1m DOUBLE, expected_return_3m DOUBLE, expected_return_1y DOUBLE,
             sizing_horizon VARCHAR,
+            prob_gain DOUBLE, prob_gain_base_rate DOUBLE, confidence_source VARCHAR, growth_contribution DOUBLE,
             PRIMARY KEY (as_of, symbol))""",
     "projections.backtest": """
         CREATE TABLE IF NOT EXISTS projections.backtest (

@@ -64,6 +64,8 @@ def rows_read(model: Forecaster) -> int | None:
         return None
     if model.name == BASELINE:
         return model.window
+    if model.name == "drift_walk":
+        return model.long_window
     return model.lookback if getattr(model, "sequence", False) else 1
 
 

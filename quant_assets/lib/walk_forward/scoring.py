@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
+# crps_gaussian lives with the models (one of them fits on it) and is a scoring rule of this module too.
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS, crps_gaussian  # noqa: F401
 from quant_assets.lib.vocabulary import HORIZONS
 
 SCORE_COLUMNS: tuple[str, ...] = ("model", "horizon", "n", "ic", "rank_ic", "crps", "pinball", "coverage_80", "brier")
@@ -21,17 +21,6 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 # A correlation across fewer symbols than this says nothing about cross-sectional ranking.
 MIN_SYMBOLS_PER_DATE = 3
-
-
-def crps_gaussian(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Closed-form CRPS of N(mean, std^2) at each observation ``y``; a zero ``std`` gives ``|y - mean|``."""
-    y, mean, std = (np.asarray(a, dtype="float64") for a in (y, mean, std))
-    if np.any(std < 0):
-        raise ValueError("crps_gaussian: std must be non-negative; found a negative standard deviation")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (y - mean) / std
-        crps = std * (z * (2.0 * stats.norm.cdf(z) - 1.0) + 2.0 * stats.norm.pdf(z) - 1.0 / np.sqrt(np.pi))
-    return np.where(std == 0, np.abs(y - mean), crps)
 
 
 def pinball_loss(y: np.ndarray, quantiles: np.ndarray, levels: np.ndarray = QUANTILE_LEVELS) -> np.ndarray:

@@ -8,13 +8,7 @@ import pandas as pd
 import pytest
 
 from quant_assets.lib.ensemble.build import build_class_ensembles, build_ensemble
-from quant_assets.lib.ensemble.confidence import (
-    FALLBACK_SLOPE,
-    FEATURE_COLUMNS,
-    agreement_features,
-    fit_confidence,
-    predict_confidence,
-)
+from quant_assets.lib.ensemble.confidence import CONFIDENCE_COLUMNS
 from quant_assets.lib.ensemble.history import effective_rows
 from quant_assets.lib.ensemble.recalibration import apply_recalibration, conformal_level, fit_recalibration
 from quant_assets.lib.ensemble.sizing_prior import forecast_skill, sizing_prior
@@ -187,63 +181,6 @@ def test_recalibration_per_asset_class_fixes_a_too_narrow_and_a_too_wide_class_t
     assert set(fit_recalibration(sparse).segments["1w"]) == {"equity"}
 
 
-def synthetic_features(rng, n):
-    features = pd.DataFrame({
-        "agreement": rng.uniform(0.4, 1.0, n),
-        "dispersion": rng.uniform(0.0, 1.5, n),
-        "strength": rng.exponential(0.4, n),
-    })
-    # A non-logistic truth: the calibration step has to bend the logistic score.
-    p = 0.5 + 0.35 * np.tanh(2.0 * features["strength"]) * (features["agreement"] - 0.4) / 0.6 \
-        - 0.05 * features["dispersion"]
-    return features, rng.uniform(size=n) < np.clip(p, 0.02, 0.98), p.to_numpy()
-
-
-def test_confidence_is_calibrated_on_held_out_data():
-    rng = np.random.default_rng(6)
-    train, hit, _ = synthetic_features(rng, 4000)
-    test, test_hit, truth = synthetic_features(rng, 20000)
-    model = fit_confidence(train, hit, seed=0)
-    assert not model.fallback and model.method == "logistic+isotonic"
-    prob, fallback = predict_confidence(model, test)
-    assert not fallback and np.all((prob >= 0) & (prob <= 1))
-    bins = pd.qcut(prob, 8, duplicates="drop")
-    table = pd.DataFrame({"p": prob, "hit": test_hit, "bin": bins}).groupby("bin", observed=True).mean()
-    assert np.max(np.abs(table["p"] - table["hit"])) < 0.04
-    assert np.corrcoef(prob, truth)[0, 1] > 0.8
-    # Brier score: better than the constant hit rate, close to the true probabilities'.
-    brier, oracle = np.mean((prob - test_hit) ** 2), np.mean((truth - test_hit) ** 2)
-    assert brier < np.mean((test_hit.mean() - test_hit) ** 2) and brier < oracle + 0.003
-    again, _ = predict_confidence(fit_confidence(train, hit, seed=0), test)
-    np.testing.assert_array_equal(prob, again)
-
-
-def test_confidence_falls_back_visibly_to_the_agreement_share():
-    rng = np.random.default_rng(7)
-    features, hit, _ = synthetic_features(rng, 400)
-    # 400 rows, but 20 dates of 20 symbols' overlapping monthly labels: about 19 effective observations.
-    features = features.assign(date=np.repeat(pd.bdate_range("2021-01-01", periods=20), 20), horizon="1m")
-    model = fit_confidence(features, hit)
-    assert model.fallback and "400 rows" in model.reason and "effective" in model.reason
-    assert not fit_confidence(features.drop(columns=["date", "horizon"]), hit).fallback
-    prob, fallback = predict_confidence(model, features)
-    assert fallback
-    np.testing.assert_allclose(prob, 0.5 + 0.5 * (2 * features["agreement"] - 1) * FALLBACK_SLOPE)
-
-
-def test_agreement_features_by_hand():
-    preds = pd.DataFrame([prediction_row("m1", "A", 0.02, 0.04, "1w"), prediction_row("m2", "A", 0.01, 0.02, "1w"),
-                          prediction_row("m3", "A", -0.03, 0.03, "1w")])
-    keys = {"symbol": "A", "date": pd.Timestamp("2024-01-02"), "horizon": "1w"}
-    ens = pd.DataFrame([{**keys, "mean": 0.005, "std": 0.05}])
-    row = agreement_features(preds, ens).iloc[0]
-    assert row["agreement"] == pytest.approx(2 / 3)
-    assert row["dispersion"] == pytest.approx(np.std([0.02, 0.01, -0.03]) / 0.03)
-    assert row["strength"] == pytest.approx(0.1)
-    assert row["direction"] == 1
-    assert list(FEATURE_COLUMNS) == ["agreement", "dispersion", "strength"]
-
-
 def test_build_ensemble_end_to_end_and_its_fallbacks():
     history = pd.concat([history_windows(8, n_windows=3, n_dates=150),
                          history_windows(10, n_windows=3, n_dates=150, horizon="1m")], ignore_index=True)
@@ -255,7 +192,7 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     json.dumps(info)  # goes into Dagster metadata as is
     assert list(info["horizons"]) == ["1w", "1m"]
     assert list(frame.columns) == ["window_start", "symbol", "date", "horizon", *DISTRIBUTION_COLUMNS,
-                                   "confidence", "sizing_mean", "mean_uncertainty", "sizing_prior", "beats_reference",
+                                   *CONFIDENCE_COLUMNS, "sizing_mean", "mean_uncertainty", "sizing_prior", "beats_reference",
                                    "realized", "label_end"]
     assert np.all(np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0)
     assert frame["confidence"].between(0, 1).all()
@@ -263,15 +200,16 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     assert h["weights"]["good"] == max(h["weights"].values())
     assert h["crps_stacked"] < h["crps_equal_weights"]
     assert h["history_rows"] == len(history) // 6
-    # Here p_up (the good model knows the mean) says more than the agreement features: confidence falls back
-    # to the calibrated p_up, on out-of-fold Brier scores that also beat a constant.
+    # Here p_up knows something (the good model knows the mean): its calibration beats the base rate out of fold,
+    # and the confidence is the calibrated probability of a gain.
     evaluation = h["confidence_evaluation"]
-    assert h["confidence_method"] == "calibrated_p_up"
-    assert evaluation["brier_p_up"] <= evaluation["brier_confidence"] and evaluation["brier_p_up"] < evaluation["brier_constant"]
+    assert h["confidence_source"] == "calibrated" and evaluation["brier_calibrated"] < evaluation["brier_base_rate"]
     assert evaluation["auc_p_up"] > 0.6
+    assert (frame["confidence_source"] == "calibrated").all()
+    np.testing.assert_array_equal(frame["confidence"], frame["prob_gain"])
     # Independent symbols: the design effect stays near 1 (sampling noise in the estimated correlation).
     assert 0.85 < info["horizons"]["1m"]["history_effective_rows"] / (len(history) / 6 / 21) <= 1.0
-    assert all("calibrated p_up" in f for f in info["fallbacks"])
+    assert info["fallbacks"] == []
     again, _ = build_ensemble(current, history, as_of)
     pd.testing.assert_frame_equal(frame, again)
     # Rows read back from the warehouse come in any order: the ensemble must not depend on it.
@@ -282,10 +220,8 @@ def test_build_ensemble_end_to_end_and_its_fallbacks():
     equal = {m: 1 / 3 for m in ("good", "climatology", "biased")}
     assert cold_info["horizons"]["1w"]["weights"] == pytest.approx(equal)
     assert len(cold_info["fallbacks"]) == 6 and sum(f.startswith("1w:") for f in cold_info["fallbacks"]) == 3
-    keys = ["window_start", "symbol", "date", "horizon"]
-    fallback = agreement_features(current, cold).merge(cold[[*keys, "confidence"]], on=keys)
-    assert len(fallback) == len(cold)
-    np.testing.assert_allclose(fallback["confidence"], 0.5 + 0.5 * (2 * fallback["agreement"] - 1) * FALLBACK_SLOPE)
+    # Without history nothing is measured: what is shown is a base rate (0.5 without a reference), labelled so.
+    assert (cold["confidence_source"] == "base_rate").all() and (cold["confidence"] == 0.5).all()
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_up'\]"):
         build_ensemble(current.drop(columns="p_up"), history, as_of)
 
@@ -510,3 +446,13 @@ def test_a_memo_gives_the_same_ensemble_and_learns_from_an_unchanged_history_onc
     assert len(list((tmp_path / "memo").glob("*.pkl"))) > 2
     monkeypatch.undo()
     pd.testing.assert_frame_equal(daily, build_ensemble(next_day, history, as_of, reference="baseline")[0])
+
+
+def test_with_one_earlier_window_the_confidence_is_judged_over_folds_of_dates():
+    history = history_windows(8, n_windows=1, n_dates=150)
+    as_of = pd.Timestamp("2024-01-01")
+    current = synthetic_window(np.random.default_rng(3), as_of, 20)
+    frame, info = build_ensemble(current, history, as_of)
+    evaluation = info["horizons"]["1w"]["confidence_evaluation"]
+    assert evaluation["rows"] == len(history) // 3 and evaluation["brier_calibrated"] < evaluation["brier_base_rate"]
+    assert frame["confidence"].between(0, 1).all() and (frame["confidence_source"] == "calibrated").all()

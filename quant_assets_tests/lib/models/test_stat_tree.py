@@ -41,7 +41,8 @@ def predictions(panel, fitted):
 
 
 def test_registry_names_and_tags():
-    assert set(STAT_TREE_NAMES) == {"ridge", "garch", "quantile_linear", "lightgbm", "xgboost", "extra_trees"}
+    assert set(STAT_TREE_NAMES) == {"ridge", "garch", "drift_walk", "quantile_linear", "lightgbm", "xgboost",
+                                    "extra_trees"}
     for name in ALL_MODELS:
         model = make_model(name, horizon="1m", seed=1)
         _, _, family, kind = model_entry(name)
@@ -211,7 +212,7 @@ def test_row_wise_models_predict_any_subset_alike(name, panel, fitted, predictio
     """``reads_history = False`` lets the walk-forward predict only the window's rows: such a model must give
     those rows the same distribution as when it predicts them within the whole frame. GARCH and the baseline
     read each symbol's past, so they say so."""
-    assert fitted[name].reads_history == (name in ("garch", "baseline"))
+    assert fitted[name].reads_history == (name in ("garch", "baseline", "drift_walk"))
     keep = (panel["date"] >= SPLIT).to_numpy() & (np.arange(len(panel)) % 3 == 0)
     alone = fitted[name].predict(panel[keep]).reset_index(drop=True)
     within = predictions[name][keep].reset_index(drop=True)

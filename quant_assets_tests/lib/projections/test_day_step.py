@@ -100,3 +100,32 @@ def test_the_projector_shows_the_expected_return_at_the_policys_horizon(surface,
     for row in plan.itertuples():
         assert row.expected_return == pytest.approx(round(allocations.loc[row.symbol, "expected_return_1w"], 4))
         assert row.expected_return != pytest.approx(round(allocations.loc[row.symbol, "expected_return_1m"], 4))
+
+
+def test_growth_contributions_by_hand():
+    from quant_assets.lib.projections.day_step import growth_contributions
+
+    # Two equally likely scenarios: +10% / -5% for A, +2% / +4% for B, held 50% / 30%.
+    r = np.array([[0.10, 0.02], [-0.05, 0.04]])
+    w = np.array([0.5, 0.3])
+    wealth = [1 + 0.5 * 0.10 + 0.3 * 0.02, 1 - 0.5 * 0.05 + 0.3 * 0.04]
+    expected = [0.5 * (0.10 / wealth[0] - 0.05 / wealth[1]) / 2, 0.3 * (0.02 / wealth[0] + 0.04 / wealth[1]) / 2]
+    np.testing.assert_allclose(growth_contributions(r, w), expected, rtol=1e-12)
+    assert growth_contributions(r, np.array([0.0, 0.3]))[0] == 0.0
+
+
+def test_trades_are_ranked_by_weight_then_by_contribution_to_expected_log_growth_and_carry_the_gain_probability(surface):
+    projection = project_and_allocate(surface.projection, SURFACE_POLICY)
+    ranked = projection.allocations.sort_values("rank")
+    keys = list(zip(-ranked["half_kelly_weight"], -ranked["growth_contribution"], ranked["symbol"]))
+    assert keys == sorted(keys) and ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    # On the surface several positions sit at the cap: the tie is broken by what each adds to the log growth, not by
+    # the confidence (a base rate for some of them).
+    capped = ranked[ranked["half_kelly_weight"] == ranked["half_kelly_weight"].max()]
+    assert len(capped) >= 2 and capped["growth_contribution"].is_monotonic_decreasing
+    marginals = latest_marginals(surface.projection)
+    at_horizon = marginals[marginals["horizon"] == SURFACE_POLICY.horizon].set_index("symbol")
+    for row in ranked.itertuples():
+        source = at_horizon.loc[row.symbol, "confidence_source"]
+        assert row.confidence_source == source and row.prob_gain == at_horizon.loc[row.symbol, "prob_gain"]
+        assert row.confidence == (row.prob_gain if source == "calibrated" else row.prob_gain_base_rate)

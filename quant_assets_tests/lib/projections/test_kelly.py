@@ -246,8 +246,8 @@ def test_symbols_at_their_class_prior_get_its_arithmetic_return_exactly_whatever
     rows = []
     for h in HORIZONS:
         prior = growth - std**2 / 2
-        # WILD's log mean is negative (a down call), CALM's positive: each has a 55% chance of a gain.
-        rows.append(gaussian_distribution(prior, std).assign(symbol=symbols, horizon=h.label, confidence=[0.55, 0.45],
+        # WILD's log mean is negative, CALM's positive: each has a 55% chance of a gain (the confidence).
+        rows.append(gaussian_distribution(prior, std).assign(symbol=symbols, horizon=h.label, confidence=[0.55, 0.55],
                                                               sizing_mean=prior, sizing_prior=prior))
     marginals = pd.concat(rows, ignore_index=True)
     residuals = pd.DataFrame(rng.normal(0, 0.01, (300, 2)), columns=symbols)

@@ -277,8 +277,20 @@ def reliability(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, pd.Da
             "auc_prob_gain": auc(group["prob_gain"].to_numpy(dtype="float64"), gain) if "prob_gain" in group else np.nan,
             "share_calibrated": shown.get("calibrated", 0.0),
             "max_decile_gap": float(np.max(np.abs(table["realized"] - table["stated"]))),
+            # The same check on the probability as the page shows it (whole percent): a constant base rate is one
+            # bin there, where deciles of its tiny window-to-window drift are groups of months.
+            "max_gap_as_shown": _max_gap_as_shown(stated, gain),
         })
     return pd.concat(deciles, ignore_index=True), pd.DataFrame(summary)
+
+
+def _max_gap_as_shown(stated: np.ndarray, gain: np.ndarray, min_rows: int = 100) -> float:
+    """The largest gap between the realized share of gains and the stated probability over the groups of equal
+    whole-percent stated probability with at least ``min_rows`` rows."""
+    groups = pd.DataFrame({"shown": np.round(stated, 2), "stated": stated, "gain": gain}).groupby("shown")
+    table = groups.agg(stated=("stated", "mean"), gain=("gain", "mean"), n=("gain", "size"))
+    table = table[table["n"] >= min_rows]
+    return float(np.max(np.abs(table["gain"] - table["stated"]))) if len(table) else float("nan")
 
 
 def decision_figures(warehouse: Warehouse, horizon: str) -> tuple[pd.DataFrame, dict]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from quant_assets.lib.models.base import (
     TARGET,
@@ -24,9 +25,10 @@ from quant_assets.lib.models.base import (
     training_rows,
 )
 
-# The share of the short-window variance in the blend, and the scale of the spread, searched on the training rows.
+# The shares of the short-window variance in the blend tried on the training rows, and the range of the spread's
+# scale searched for each (a bounded one-dimensional search: the CRPS is smooth in the scale).
 BLEND_GRID = np.linspace(0.0, 1.0, 6)
-SCALE_GRID = np.linspace(0.6, 1.6, 51)
+SCALE_BOUNDS = (0.5, 2.0)
 # Training rows an asset class needs to get its own blend and scale (else every class's rows are pooled).
 MIN_CLASS_ROWS = 200
 SPREAD_FIT_ROWS = 20_000
@@ -119,13 +121,18 @@ class DriftWalkForecaster(Forecaster):
 
 
 def _best_spread(y: np.ndarray, rows: pd.DataFrame, steps: np.ndarray, drift_se: np.ndarray) -> tuple[float, float]:
-    """The (blend, scale) of ``BLEND_GRID`` x ``SCALE_GRID`` whose Gaussian CRPS of the residuals ``y`` is least."""
+    """The blend of ``BLEND_GRID`` and the scale within ``SCALE_BOUNDS`` whose Gaussian CRPS of the residuals ``y``
+    is least."""
     best, best_score = (0.0, 1.0), np.inf
     short, long = rows["var_short"].to_numpy(), rows["var_long"].to_numpy()
+    drift_variance = (drift_se * steps) ** 2
     for w in BLEND_GRID:
         variance = (w * short + (1.0 - w) * long) * steps
-        for k in SCALE_GRID:
-            score = float(np.mean(crps_gaussian(y, 0.0, np.sqrt(k**2 * variance + (drift_se * steps) ** 2))))
-            if score < best_score:
-                best, best_score = (float(w), float(k)), score
+
+        def score(k: float, variance: np.ndarray = variance) -> float:
+            return float(np.mean(crps_gaussian(y, 0.0, np.sqrt(k**2 * variance + drift_variance))))
+
+        found = optimize.minimize_scalar(score, bounds=SCALE_BOUNDS, method="bounded", options={"xatol": 1e-3})
+        if found.fun < best_score:
+            best, best_score = (float(w), float(found.x)), float(found.fun)
     return best

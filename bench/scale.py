@@ -73,9 +73,14 @@ def _stage(name: str) -> None:
 
         daily.new_session()
     seconds = time.perf_counter() - started
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    print(f"STAGE {name} {seconds:.3f} s peak {peak_kib / 2**20:.3f} GiB", flush=True)
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    peak_kib = max(u.ru_maxrss for u in usage)
+    # CPU seconds (this process and its children, imports included) read through a shared machine's load.
+    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    line = f"STAGE {name} {seconds:.3f} s peak {peak_kib / 2**20:.3f} GiB cpu {cpu:.3f} s"
+    with open(Path(os.environ["QUANT_HOME"]) / "scale-stages.log", "a") as log:
+        log.write(line + "\n")
+    print(line, flush=True)
 
 
 def _decide_stage(n: int) -> None:
@@ -109,23 +114,23 @@ def _decide_stage(n: int) -> None:
         dist = student_t_distribution(drift * steps, daily_vol * np.sqrt(steps), dof=5.0)
         rows.append(dist.assign(symbol=symbols, horizon=h.label, confidence=rng.uniform(0.45, 0.65, len(symbols))))
     marginals = pd.concat(rows, ignore_index=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     decision = decide(marginals, residuals, SAMPLE_LAST_DATE, SizingPolicy())
     bands(decision.scenarios, decision.fractional)
     seconds = time.perf_counter() - started
     held = sum(w > 0 for w in decision.fractional.values())
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"DECIDE {n} {seconds:.3f} s peak {peak_kib / 2**20:.3f} GiB eligible {len(decision.eligible)} "
-          f"held {held}", flush=True)
+          f"held {held} cpu {time.process_time() - cpu:.3f} s", flush=True)
 
 
-def _run_stage(name: str, env: dict[str, str]) -> tuple[float, float, str]:
+def _run_stage(name: str, env: dict[str, str]) -> tuple[float, float, float, str]:
     child = subprocess.run([sys.executable, __file__, "--stage", name], env=env, cwd=ROOT, capture_output=True,
                            text=True, check=False)
-    found = re.search(rf"STAGE {name} ([0-9.]+) s peak ([0-9.]+) GiB", child.stdout)
+    found = re.search(rf"STAGE {name} ([0-9.]+) s peak ([0-9.]+) GiB cpu ([0-9.]+) s", child.stdout)
     if child.returncode != 0 or not found:
         raise RuntimeError(f"stage {name} failed (exit {child.returncode}): {child.stderr[-2000:]}")
-    return float(found.group(1)), float(found.group(2)), child.stdout
+    return float(found.group(1)), float(found.group(2)), float(found.group(3)), child.stdout
 
 
 def _projector_p50_ms(warehouse: Path) -> float:
@@ -191,10 +196,10 @@ def measure(n: int, home: Path, extra_env: dict[str, str]) -> dict[str, float]:
         env.pop(name, None)
     figures: dict[str, float] = {"n": n}
     for stage in STAGES:
-        seconds, peak, out = _run_stage(stage, env)
-        figures[f"{stage}_s"], figures[f"{stage}_peak_gib"] = seconds, peak
+        seconds, peak, cpu, out = _run_stage(stage, env)
+        figures[f"{stage}_s"], figures[f"{stage}_peak_gib"], figures[f"{stage}_cpu_s"] = seconds, peak, cpu
         detail = "".join(f"\n    {line}" for line in out.splitlines() if line.startswith("new session"))
-        print(f"N={n}: {stage} {seconds:.1f} s, peak {peak:.2f} GiB (load average {os.getloadavg()[0]:.1f}){detail}",
+        print(f"N={n}: {stage} {seconds:.1f} s wall, {cpu:.1f} s CPU, peak {peak:.2f} GiB (load average {os.getloadavg()[0]:.1f}){detail}",
               flush=True)
     # The Projector and the API read the day's advice: measured after the projections and the daily update.
     figures["projector_p50_ms"] = _projector_p50_ms(home / "warehouse.duckdb")
@@ -210,19 +215,20 @@ def decide_only(sizes: list[int]) -> int:
     for n in sizes:
         child = subprocess.run([sys.executable, __file__, "--decide", str(n)], cwd=ROOT, capture_output=True,
                                text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        found = re.search(r"DECIDE (\d+) ([0-9.]+) s peak ([0-9.]+) GiB eligible (\d+) held (\d+)", child.stdout)
+        found = re.search(r"DECIDE (\d+) ([0-9.]+) s peak ([0-9.]+) GiB eligible (\d+) held (\d+) cpu ([0-9.]+) s", child.stdout)
         if child.returncode != 0 or not found:
             print(f"N={n}: failed (exit {child.returncode}): {child.stderr[-2000:]}")
             return 1
         rows.append({"n": n, "decide_s": float(found.group(2)), "decide_peak_gib": float(found.group(3)),
-                     "eligible": int(found.group(4)), "held": int(found.group(5))})
+                     "eligible": int(found.group(4)), "held": int(found.group(5)), "decide_cpu_s": float(found.group(6))})
         print(f"N={n}: Monte Carlo (10,000 scenarios) + full and half Kelly over {rows[-1]['eligible']} candidates + "
-              f"bands: {rows[-1]['decide_s']:.1f} s, peak {rows[-1]['decide_peak_gib']:.2f} GiB, {rows[-1]['held']} "
+              f"bands: {rows[-1]['decide_s']:.1f} s wall, {rows[-1]['decide_cpu_s']:.1f} s CPU, peak {rows[-1]['decide_peak_gib']:.2f} GiB, {rows[-1]['held']} "
               f"held (load average {os.getloadavg()[0]:.1f})", flush=True)
     k = exponent([r["n"] for r in rows], [r["decide_s"] for r in rows])
-    print(f"k of the day's sizing maths: {k:.2f} (goal <= {GOALS['k']}); at N={rows[-1]['n']} "
+    k_cpu = exponent([r["n"] for r in rows], [r["decide_cpu_s"] for r in rows])
+    print(f"k of the day's sizing maths: {k:.2f} wall, {k_cpu:.2f} CPU (goal <= {GOALS['k']}); at N={rows[-1]['n']} "
           f"{rows[-1]['decide_s']:.1f} s (goal <= {GOALS['projections_s']:.0f} s for the whole projections step)")
-    print(json.dumps({"sizes": sizes, "decide_only": True, "per_n": rows, "k": {"decide_s": k},
+    print(json.dumps({"sizes": sizes, "decide_only": True, "per_n": rows, "k": {"decide_s": k, "decide_cpu_s": k_cpu},
                       "load_average": os.getloadavg()[0]}))
     return 0
 
@@ -250,7 +256,7 @@ def main() -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    costs = [f"{s}_s" for s in STAGES] + ["projector_p50_ms", "api_projector_p50_ms"]
+    costs = [f"{s}_{kind}" for s in STAGES for kind in ("s", "cpu_s")] + ["projector_p50_ms", "api_projector_p50_ms"]
     fitted = {name: exponent([r["n"] for r in rows], [r[name] for r in rows]) for name in costs}
     print(f"\n{'stage':<22}" + "".join(f"{'N=' + str(r['n']):>12}" for r in rows) + f"{'k':>8}")
     for name in costs:

@@ -189,6 +189,13 @@ def exponent(sizes: list[int], costs: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)
 
 
+def _k_verdict(fitted: dict[str, float]) -> str:
+    known = [k for k in fitted.values() if math.isfinite(k)]
+    if not known:
+        return "not measured (one size)"
+    return "met" if all(k <= GOALS["k"] for k in known) else "not met"
+
+
 def measure(n: int, home: Path, extra_env: dict[str, str]) -> dict[str, float]:
     env = {**os.environ, **extra_env, "QUANT_HOME": str(home), "QUANT_SAMPLE_SYMBOLS": str(n),
            "QUANT_TODAY": PREVIOUS_SESSION, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONPATH": str(ROOT)}
@@ -267,9 +274,10 @@ def main() -> int:
           f"/api/projector p50 {largest['api_projector_p50_ms']:.1f} ms (goal <= {GOALS['api_projector_p50_ms']:.0f}), "
           f"daily update {largest['daily_update_s']:.0f} s (goal <= {GOALS['daily_update_s']:.0f}), peak memory "
           f"{peak:.2f} GiB (goal <= {GOALS['peak_gib']:.0f}); every k <= {GOALS['k']}: "
-          f"{'met' if all(k <= GOALS['k'] for k in fitted.values()) else 'not met'}; whole bench "
+          f"{_k_verdict(fitted)}; whole bench "
           f"{time.perf_counter() - began:.0f} s; load average {os.getloadavg()[0]:.1f} (a shared machine)")
-    print(json.dumps({"sizes": sizes, "quick": args.quick, "per_n": rows, "k": fitted,
+    print(json.dumps({"sizes": sizes, "quick": args.quick, "per_n": rows,
+                      "k": {name: k if math.isfinite(k) else None for name, k in fitted.items()},
                       "load_average": os.getloadavg()[0]}))
     return 0
 

@@ -206,8 +206,8 @@ def measure(n: int, home: Path, extra_env: dict[str, str]) -> dict[str, float]:
         seconds, peak, cpu, out = _run_stage(stage, env)
         figures[f"{stage}_s"], figures[f"{stage}_peak_gib"], figures[f"{stage}_cpu_s"] = seconds, peak, cpu
         detail = "".join(f"\n    {line}" for line in out.splitlines() if line.startswith("new session"))
-        print(f"N={n}: {stage} {seconds:.1f} s wall, {cpu:.1f} s CPU, peak {peak:.2f} GiB (load average {os.getloadavg()[0]:.1f}){detail}",
-              flush=True)
+        print(f"N={n}: {stage} {seconds:.1f} s wall, {cpu:.1f} s CPU, peak {peak:.2f} GiB "
+              f"(load average {os.getloadavg()[0]:.1f}){detail}", flush=True)
     # The Projector and the API read the day's advice: measured after the projections and the daily update.
     figures["projector_p50_ms"] = _projector_p50_ms(home / "warehouse.duckdb")
     figures["api_projector_p50_ms"] = _api_p50_ms(env)
@@ -222,15 +222,18 @@ def decide_only(sizes: list[int]) -> int:
     for n in sizes:
         child = subprocess.run([sys.executable, __file__, "--decide", str(n)], cwd=ROOT, capture_output=True,
                                text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        found = re.search(r"DECIDE (\d+) ([0-9.]+) s peak ([0-9.]+) GiB eligible (\d+) held (\d+) cpu ([0-9.]+) s", child.stdout)
+        found = re.search(r"DECIDE (\d+) ([0-9.]+) s peak ([0-9.]+) GiB eligible (\d+) held (\d+) cpu ([0-9.]+) s",
+                          child.stdout)
         if child.returncode != 0 or not found:
             print(f"N={n}: failed (exit {child.returncode}): {child.stderr[-2000:]}")
             return 1
         rows.append({"n": n, "decide_s": float(found.group(2)), "decide_peak_gib": float(found.group(3)),
-                     "eligible": int(found.group(4)), "held": int(found.group(5)), "decide_cpu_s": float(found.group(6))})
-        print(f"N={n}: Monte Carlo (10,000 scenarios) + full and half Kelly over {rows[-1]['eligible']} candidates + "
-              f"bands: {rows[-1]['decide_s']:.1f} s wall, {rows[-1]['decide_cpu_s']:.1f} s CPU, peak {rows[-1]['decide_peak_gib']:.2f} GiB, {rows[-1]['held']} "
-              f"held (load average {os.getloadavg()[0]:.1f})", flush=True)
+                     "eligible": int(found.group(4)), "held": int(found.group(5)),
+                     "decide_cpu_s": float(found.group(6))})
+        row = rows[-1]
+        print(f"N={n}: Monte Carlo (10,000 scenarios) + full and half Kelly over {row['eligible']} candidates + "
+              f"bands: {row['decide_s']:.1f} s wall, {row['decide_cpu_s']:.1f} s CPU, peak {row['decide_peak_gib']:.2f} "
+              f"GiB, {row['held']} held (load average {os.getloadavg()[0]:.1f})", flush=True)
     k = exponent([r["n"] for r in rows], [r["decide_s"] for r in rows])
     k_cpu = exponent([r["n"] for r in rows], [r["decide_cpu_s"] for r in rows])
     print(f"k of the day's sizing maths: {k:.2f} wall, {k_cpu:.2f} CPU (goal <= {GOALS['k']}); at N={rows[-1]['n']} "

@@ -57,8 +57,8 @@ def scenario_kelly(
     0%. Solved as a conic program (exponential cones for log, second-order cones otherwise) with CLARABEL (its
     default tolerances, then SCS, when the tight ones fail), over a working set of candidates that grows until
     the full problem's optimality conditions hold (no asset left out would earn weight). When no eligible asset
-    has a positive mean return the answer is all zeros without solving: by Jensen, any long-only portfolio of them has an expected utility at most
-    that of cash.
+    has a positive mean return the answer is all zeros without solving: by Jensen, any long-only portfolio of
+    them has an expected utility at most that of cash.
     """
     r = np.asarray(simple_returns, dtype="float64")
     if r.ndim != 2:

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from quant_assets import paths
-from quant_assets.lib.vocabulary import DEFAULT_UNIVERSE, SAMPLE_LAST_DATE
+from quant_assets.lib.vocabulary import DEFAULT_UNIVERSE, SAMPLE_LAST_DATE, synthetic_symbols
 
 
 class Settings(BaseSettings):
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Unset, it follows the data: the sample's or a prices file's last date; today (UTC) for the network providers.
     today: date | None = None
     seed: int = 7
+    # The sample widened to N symbols in all (the 23 of the default universe and N − 23 seeded synthetic equities):
+    # a real universe's size, offline. Replaces QUANT_UNIVERSE, so the two are not set together.
+    sample_symbols: int | None = Field(default=None, ge=len(DEFAULT_UNIVERSE))
 
     # Walk-forward: evaluation windows are Dagster partitions; the cadence is the re-training cadence.
     # Unset, the windows follow the data: they end with the month of its last date (see _default_windows_end)
@@ -90,11 +93,29 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _sample_symbols_widen_the_universe(self) -> Settings:
+        if self.sample_symbols is None:
+            return self
+        if "universe" in self.model_fields_set:
+            raise ValueError("QUANT_SAMPLE_SYMBOLS and QUANT_UNIVERSE are both set; QUANT_SAMPLE_SYMBOLS=N makes the "
+                             "universe (the default 23 symbols and N − 23 synthetic equities): unset one of them")
+        if self.provider != "sample" or self.prices_file is not None:
+            raise ValueError("QUANT_SAMPLE_SYMBOLS widens the offline sample only; it needs QUANT_PROVIDER=sample "
+                             "and no QUANT_PRICES_FILE")
+        self.universe = (*DEFAULT_UNIVERSE, *synthetic_symbols(self.synthetic_equity_count))
+        return self
+
+    @model_validator(mode="after")
     def _cluster_needs_object_store(self) -> Settings:
         if self.profile == "cluster" and not self.object_store:
             raise ValueError("QUANT_PROFILE=cluster needs QUANT_OBJECT_STORE (e.g. s3://quant/warehouse), "
                              "where the workers write their outputs")
         return self
+
+    @property
+    def synthetic_equity_count(self) -> int:
+        """How many synthetic equities the sample adds (QUANT_SAMPLE_SYMBOLS − 23; none when unset)."""
+        return 0 if self.sample_symbols is None else self.sample_symbols - len(DEFAULT_UNIVERSE)
 
     @property
     def home(self) -> Path:

@@ -40,6 +40,15 @@ SAMPLE_EQUITIES = ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM",
                    "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM")
 SAMPLE_CRYPTO = ("BTC", "ETH")
 DEFAULT_UNIVERSE = (*SAMPLE_EQUITIES, INDEX_SYMBOL, *SAMPLE_CRYPTO)
+# QUANT_SAMPLE_SYMBOLS=N widens the sample with N − 23 seeded synthetic equities, named SYN0001, SYN0002, …
+SYNTHETIC_PREFIX = "SYN"
+
+
+def synthetic_symbols(count: int) -> tuple[str, ...]:
+    """The names of the sample's first ``count`` synthetic equities."""
+    return tuple(f"{SYNTHETIC_PREFIX}{i:04d}" for i in range(1, count + 1))
+
+
 # skfolio's bundled closes end on 2022-12-28; the simulated crypto follows the same calendar.
 SAMPLE_LAST_DATE = date(2022, 12, 28)
 

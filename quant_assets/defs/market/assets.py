@@ -30,7 +30,8 @@ def provider_config(settings) -> ProviderConfig:
     """The values of ``settings`` the providers read (the key stays a ``SecretStr``)."""
     return ProviderConfig(provider=settings.provider, universe=settings.universe, history_start=settings.history_start,
                           seed=settings.seed, prices_file=settings.prices_file, onchain_file=settings.onchain_file,
-                          date_format=settings.date_format, polygon_api_key=settings.polygon_api_key)
+                          date_format=settings.date_format, polygon_api_key=settings.polygon_api_key,
+                          synthetic_equities=settings.synthetic_equity_count)
 
 
 def slice_of(context: dg.AssetExecutionContext, settings) -> Slice:

@@ -19,6 +19,7 @@ class ProviderConfig:
 
     ``provider`` is ``sample``, ``file``, ``polygon`` or ``network``; a ``prices_file`` (or ``onchain_file``) wins
     over it. ``polygon_api_key`` is a ``str`` or a pydantic ``SecretStr``; it is left out of the repr.
+    ``synthetic_equities`` is how many seeded synthetic names the sample adds (``QUANT_SAMPLE_SYMBOLS``).
     """
 
     provider: str
@@ -29,6 +30,7 @@ class ProviderConfig:
     onchain_file: Path | None = None
     date_format: str | None = None
     polygon_api_key: Any = field(default=None, repr=False)
+    synthetic_equities: int = 0
 
     @property
     def uses_files(self) -> bool:
@@ -57,7 +59,7 @@ def fetch_prices(config: ProviderConfig, start: date | None = None, end: date | 
             raise InputError("QUANT_PROVIDER=file needs QUANT_PRICES_FILE naming a CSV or Parquet file")
         from quant_assets.lib.market.providers.sample import load_sample
 
-        prices, _ = load_sample(config.universe, config.history_start, config.seed)
+        prices, _ = load_sample(config.universe, config.history_start, config.seed, config.synthetic_equities)
         return _dated_within(prices, start, end), "sample"
     wanted = config.universe if symbols is None else tuple(s for s in config.universe if s in symbols)
     return _fetch_network_prices(wanted, config.polygon_api_key, start, end), config.provider

@@ -14,7 +14,8 @@ import pandas as pd
 import polars as pl
 
 from quant_assets.lib.market.providers.schema import ONCHAIN_SCHEMA, PRICE_SCHEMA
-from quant_assets.lib.vocabulary import SAMPLE_LAST_DATE
+from quant_assets.lib.market.providers.synthetic_equities import synthetic_equities
+from quant_assets.lib.vocabulary import INDEX_SYMBOL, SAMPLE_LAST_DATE
 
 # (first day, daily drift, long-run daily vol) of each simulated coin.
 CRYPTO_PROFILES = {
@@ -119,9 +120,22 @@ def sample_crypto(
     )
 
 
-def load_sample(universe: tuple[str, ...], start: date, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The sample's prices and on-chain metrics for ``universe`` from ``start``."""
+def sample_synthetic_equities(count: int, seed: int) -> pl.DataFrame:
+    """``count`` seeded synthetic equities on the real index's sessions, its returns as their market factor."""
+    index = sample_equities((INDEX_SYMBOL,))
+    market = np.diff(np.log(index["close"].to_numpy()), prepend=np.nan)
+    return synthetic_equities(count, index["date"], market, seed)
+
+
+def load_sample(universe: tuple[str, ...], start: date, seed: int,
+                synthetic_count: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sample's prices and on-chain metrics for ``universe`` from ``start``, with ``synthetic_count``
+    synthetic equities (those of them ``universe`` names)."""
     equities = sample_equities(universe, start)
+    if synthetic_count:
+        synthetic = sample_synthetic_equities(synthetic_count, seed)
+        synthetic = synthetic.filter(pl.col("symbol").is_in(universe) & (pl.col("date") >= start))
+        equities = pl.concat([equities, synthetic])
     crypto_prices, onchain = sample_crypto(tuple(s for s in universe if s in CRYPTO_PROFILES), seed=seed)
     crypto_prices = crypto_prices.filter(pl.col("date") >= start)
     onchain = onchain.filter(pl.col("date") >= start)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-_SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 # Candidate pre-selection: the conic program's cost grows fast with its assets (every scenario's cone meets every
 # column), while a Kelly portfolio holds few of them. It is solved on this many candidates at a time, and the
 # full problem's optimality conditions, checked at the answer for every asset left out, add the ones that would
@@ -31,13 +31,14 @@ _CLARABEL_ATTEMPTS = ((cp.CLARABEL, _CLARABEL_OPTIONS), (cp.CLARABEL, {}))
 _SCS_ATTEMPTS = ((cp.SCS, {"eps": 1e-9, "max_iters": 200_000}),)
 
 
-def _solve(problem: cp.Problem, attempts) -> None:
+def solve_conic(problem: cp.Problem, attempts=_CLARABEL_ATTEMPTS + _SCS_ATTEMPTS) -> None:
+    """Solve ``problem`` with each (solver, options) of ``attempts`` in turn until one solves it (``SOLVED``)."""
     for solver, options in attempts:
         try:
             problem.solve(solver=solver, **options)
         except cp.error.SolverError:
             continue
-        if problem.status in _SOLVED:
+        if problem.status in SOLVED:
             return
 
 
@@ -115,15 +116,15 @@ def _solve_on(sub: np.ndarray, cap: float, max_total: float, gamma: float) -> np
         # Wealth as its own variable: with log(1 + R w) inline, CLARABEL stalls ("InsufficientProgress") on
         # some fat-tailed scenario sets that it solves at once in this form.
         wealth = cp.Variable(sub.shape[0])
-        problem = cp.Problem(_objective(wealth, gamma, mean_of_logs),
+        problem = cp.Problem(utility_objective(wealth, gamma, mean_of_logs),
                              [wealth == 1.0 + sub @ w, w <= cap, cp.sum(w) <= max_total])
         first = first or (problem, w)
-        _solve(problem, _CLARABEL_ATTEMPTS)
-        if problem.status in _SOLVED and w.value is not None:
+        solve_conic(problem, _CLARABEL_ATTEMPTS)
+        if problem.status in SOLVED and w.value is not None:
             return np.asarray(w.value, dtype="float64")
     problem, w = first
-    _solve(problem, _SCS_ATTEMPTS)
-    if problem.status not in _SOLVED or w.value is None:
+    solve_conic(problem, _SCS_ATTEMPTS)
+    if problem.status not in SOLVED or w.value is None:
         raise RuntimeError(f"scenario_kelly: no solver solved the Kelly problem (status {problem.status})")
     return np.asarray(w.value, dtype="float64")
 
@@ -189,7 +190,7 @@ def _kkt_violators(r: np.ndarray, w: np.ndarray, working: np.ndarray, cap: float
     return missed[np.argsort(-marginal[missed], kind="stable")]
 
 
-def _objective(wealth: cp.Variable, gamma: float, mean_of_logs: bool = True) -> cp.Minimize | cp.Maximize:
+def utility_objective(wealth: cp.Variable, gamma: float, mean_of_logs: bool = True) -> cp.Minimize | cp.Maximize:
     """The mean CRRA utility of ``wealth`` (one value per scenario) as a cvxpy objective (for log utility, the sum
     of the logs when not ``mean_of_logs``: the same optimum, scaled otherwise for the solver)."""
     if gamma == 1.0:

@@ -55,7 +55,7 @@ def cost_aware_target(simple_returns: np.ndarray, current: np.ndarray, eligible:
     # and objective, so the target with no cost is the advice's weights exactly.
     import cvxpy as cp
 
-    from quant_assets.lib.projections.kelly import _SOLVED, _objective, _solve
+    from quant_assets.lib.projections.kelly import SOLVED, solve_conic, utility_objective
 
     r = np.asarray(simple_returns, dtype="float64")
     w0 = np.asarray(current, dtype="float64")
@@ -72,14 +72,14 @@ def cost_aware_target(simple_returns: np.ndarray, current: np.ndarray, eligible:
     w = w0[active] + buy - sell
     traded = cp.sum(buy) + cp.sum(sell)
     wealth = cp.Variable(n_scen)
-    problem = cp.Problem(_objective(wealth, 1.0 / fraction), [
+    problem = cp.Problem(utility_objective(wealth, 1.0 / fraction), [
         wealth == 1.0 + r[:, active] @ w - cost_rate * traded, w >= 0, w <= upper[active], cp.sum(w) <= max_total,
         cp.sum(w) + cost_rate * traded <= 1.0, traded <= turnover_cap])
-    _solve(problem)
+    solve_conic(problem)
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         raise RebalanceError(f"no trades within the turnover cap of {turnover_cap:g} bring the book within its budget "
                              "and position cap; raise the turnover cap or withdraw less")
-    if problem.status not in _SOLVED or buy.value is None:
+    if problem.status not in SOLVED or buy.value is None:
         raise RuntimeError(f"cost_aware_target: no solver solved the rebalance problem (status {problem.status})")
     change = np.zeros(n_assets)
     change[active] = np.asarray(buy.value, dtype="float64") - np.asarray(sell.value, dtype="float64")

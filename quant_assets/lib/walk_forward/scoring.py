@@ -1,6 +1,6 @@
 """Scores of distributional forecasts: CRPS, pinball loss, coverage, Brier score and (rank) IC.
 
-Per-observation scoring rules (``crps_gaussian``, ``crps_quantiles``, ``pinball_loss``, ``brier``)
+Per-observation scoring rules (``crps_quantiles``, ``pinball_loss``, ``brier``; ``crps_gaussian`` is in ``models.base``)
 return one value per forecast, lower is better, and are averaged by the caller; ``coverage`` and the
 information coefficients return one figure. ``score_predictions`` turns a predictions frame into the
 ``forecasts.scores`` rows, one per (model, horizon).
@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# crps_gaussian lives with the models (one of them fits on it) and is a scoring rule of this module too.
-from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS, crps_gaussian  # noqa: F401
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
 from quant_assets.lib.vocabulary import HORIZONS
 
 SCORE_COLUMNS: tuple[str, ...] = ("model", "horizon", "n", "ic", "rank_ic", "crps", "pinball", "coverage_80", "brier")

@@ -8,11 +8,10 @@ import pytest
 import scoringrules as sr
 from scipy import stats
 
-from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS
+from quant_assets.lib.models.base import QUANTILE_COLUMNS, QUANTILE_LEVELS, crps_gaussian
 from quant_assets.lib.walk_forward.scoring import (
     brier,
     coverage,
-    crps_gaussian,
     crps_quantiles,
     information_coefficient,
     pinball_loss,

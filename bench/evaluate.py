@@ -406,11 +406,6 @@ def goals(figures: pd.DataFrame, table: pd.DataFrame, calibration: pd.DataFrame)
               f"(PSR {fk['psr_vs_equal_weight']:.2f}); max drawdown {ratio:.2f} of equal weight's (goal <= 0.75): "
               f"{'met' if fk['sharpe'] >= ew['sharpe'] and ratio <= 0.75 else 'NOT met'}; invested share "
               f"{fk['mean_invested']:.2f} +- {fk['invested_std']:.2f}")
-    if {"half_kelly", "full_kelly", "equal_weight"} <= set(by.index):
-        dd = by.loc["half_kelly", "max_drawdown"] / by.loc["full_kelly", "max_drawdown"] if by.loc["full_kelly", "max_drawdown"] else float("nan")
-        print(f"  half-Kelly max drawdown / full Kelly's = {dd:.2f} (goal <= 0.60: {'met' if dd <= 0.6 else 'NOT met'}); "
-              f"Sharpe half-Kelly {by.loc['half_kelly', 'sharpe']:.3f} vs equal weight {by.loc['equal_weight', 'sharpe']:.3f} "
-              f"({'met' if by.loc['half_kelly', 'sharpe'] >= by.loc['equal_weight', 'sharpe'] else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from quant_assets.defs.automation import build_automation_defs
 from quant_assets.defs.ensemble.assets import build_ensemble_defs
 from quant_assets.defs.features.assets import DBT_PROJECT_DIR, build_feature_defs
 from quant_assets.defs.market.assets import SLICE_IO_MANAGER, build_market_defs
-from quant_assets.defs.market.restatements import restatement_refits
+from quant_assets.defs.market.restatements import build_restatement_refits
 from quant_assets.defs.partitions import daily_partitions
 from quant_assets.defs.projections.alerts import book_alerts_sensor
 from quant_assets.defs.projections.assets import build_projection_defs
@@ -49,6 +49,8 @@ def build_definitions(dbt_project_dir=DBT_PROJECT_DIR) -> dg.Definitions:
                                 executor_def=walk_forward_executor if name == "walk_forward" else None)
             for name, groups in (("features", ("features",)), ("walk_forward", ("walk_forward",)),
                                  ("ensemble", ("ensemble",)), ("projections", ("projections",)))]
+    job_named = {job.name: job for job in jobs}
+    restatement_refits = build_restatement_refits(job_named["walk_forward"], job_named["ensemble"], job_named["projections"])
     return dg.Definitions(
         assets=[*build_market_defs(days), dbt_features, *walk_forward_assets, build_ensemble_defs(windows),
                 *build_daily_prediction_defs(windows, settings), *build_projection_defs(settings)],

@@ -41,3 +41,13 @@ def check_catch_up_then_features(defs, instance):
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     assert after.get_requested_partitions(FEATURES_KEY) == {"2022-06-14", "2022-06-15", "2022-06-16"}
     assert after.get_num_requested(PRICES_KEY) == 0
+
+
+def test_every_job_a_sensor_or_schedule_targets_resolves(quant_home):
+    """What `dagster sensor stop` and the daemon load: a target mixing partitionings fails only there, not at import."""
+    repository = build_definitions().get_repository_def()
+    targets = {target.job_name for sensor in repository.sensor_defs for target in sensor.targets}
+    targets |= {schedule.job_name for schedule in repository.schedule_defs}
+    assert {"walk_forward", "ensemble", "projections"} <= targets
+    for name in sorted(targets | set(repository.job_names)):
+        assert repository.get_job(name).name == name

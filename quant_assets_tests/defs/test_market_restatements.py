@@ -133,13 +133,12 @@ def advise(days) -> None:
 def sensor_requests():
     """The restatement_refits sensor's run requests, evaluated as the daemon would."""
     from quant_assets.definitions import build_definitions
-    from quant_assets.defs.market.restatements import restatement_refits
 
     defs = build_definitions()
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, definitions=defs,
                                           resources={"warehouse": defs.resources["warehouse"]})
-        return restatement_refits(context)
+        return defs.get_sensor_def("restatement_refits")(context)
 
 
 def test_a_split_and_a_late_dividend_are_restated_recorded_and_propagated(provider, monkeypatch, tmp_path):
@@ -193,8 +192,8 @@ def test_a_split_and_a_late_dividend_are_restated_recorded_and_propagated(provid
     waiting = check_result(run_check())
     assert not waiting.passed and "advice 2022-03-10" in waiting.description and "2022-03-09" not in waiting.description
     requests = sensor_requests()
-    assert [(r.partition_key, sorted(k.to_user_string() for k in r.asset_selection)) for r in requests] == [
-        (str(day), ["allocations", "projections"]) for day in ADVICE_DAYS[1:]]
+    assert [(r.job_name, r.partition_key, sorted(k.to_user_string() for k in r.asset_selection)) for r in requests] == [
+        ("projections", str(day), ["allocations", "projections"]) for day in ADVICE_DAYS[1:]]
     for request in requests:
         assert materialize(request.asset_selection, partition_key=request.partition_key).success
     assert check_result(run_check()).passed

@@ -3,36 +3,11 @@ line's Why show the members, the skill and the weight's limit the API serves fro
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from quant_assets.api.config import ApiConfig
-from quant_assets.demo.surface import build_surface_warehouse
-from quant_assets_tests.support.browser import CHROMIUM, FLAGS
-from quant_assets_tests.support.surface_server import ApiServer
-
-WEB_ROOT = Path(__file__).resolve().parents[2] / "web" / "out"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    assert (WEB_ROOT / "index.html").exists(), f"the web app is not built at {WEB_ROOT}: run `make web`"
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-    home = tmp_path_factory.mktemp("why-web")
-    build_surface_warehouse(home / "warehouse.duckdb")
-    with ApiServer(ApiConfig(warehouse_path=home / "warehouse.duckdb", web_root=WEB_ROOT)) as running:
-        yield running
-
-
-@pytest.fixture
-def page(server):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        browser.close()
+# The page tests' server on the surface warehouse, their browser and page, shared rather than started twice.
+from quant_assets_tests.e2e.test_web import browser, page, server  # noqa: F401
 
 
 def assert_why_shows(why, served: dict) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
-# The page tests' server on the surface warehouse, their browser and page, shared rather than started twice.
-from quant_assets_tests.e2e.test_web import browser, page, server  # noqa: F401
+from quant_assets_tests.e2e import test_web
+
+# The page tests' server on the surface warehouse, their browser and page, shared rather than written twice.
+server, browser, page = test_web.server, test_web.browser, test_web.page
 
 
 def assert_why_shows(why, served: dict) -> None:

@@ -26,7 +26,7 @@ RESIDUAL_SPAN = timedelta(days=int(RESIDUAL_DAYS * 1.5))
 # The columns projections.allocations gained after it was first written, added to older warehouses before a write.
 ALLOCATION_ADDED_COLUMNS = {"prob_gain": "DOUBLE", "prob_gain_base_rate": "DOUBLE", "confidence_source": "VARCHAR",
                             "growth_contribution": "DOUBLE", "sizing_horizon": "VARCHAR",
-                            "weight_limit": "VARCHAR", "weight_limit_reason": "VARCHAR"}
+                            "weight_limit": "VARCHAR", "weight_limit_reason": "VARCHAR", "shrinkage": "DOUBLE"}
 # A symbol whose latest ensemble row is older than this at the as-of date is not a candidate.
 STALE_DAYS = 7
 
@@ -188,7 +188,8 @@ def _allocation_rows(prices: pd.DataFrame, decision: Decision) -> pd.DataFrame:
                      "growth_contribution": float(contribution[i]),
                      "last_price": float(prices.loc[symbol, "last_price"]), **expected,
                      "sizing_horizon": decision.policy.horizon,
-                     "weight_limit": limits[symbol][0], "weight_limit_reason": limits[symbol][1]})
+                     "weight_limit": limits[symbol][0], "weight_limit_reason": limits[symbol][1],
+                     "shrinkage": decision.shrinkage[symbol]})
     # Ranked by what the advice does (its weight), then by what the position adds to expected log growth; the
     # symbol breaks the remaining ties so the same inputs give the same ranks.
     frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "growth_contribution", "symbol"],

@@ -11,7 +11,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.projections.kelly import shrink_expected_returns
 from quant_assets.lib.vocabulary import CONFIDENCE_LABELS
 
 # The reference the skill is measured against, and the name the ensemble's own scores are stored under.
@@ -80,8 +79,8 @@ def crps_skill(scores: pd.DataFrame) -> float | None:
 def why(inputs: WhyInputs, symbol: str | None = None) -> list[dict[str, object]]:
     """Per position of the day (or the one ``symbol``), what its weight rests on; ``NoWhy`` for a symbol the day
     has no advice on. The members are the fitted models other than the baseline; their spread is the standard
-    deviation (ddof 0) of their means. The shrinkage is recomputed from the stored sizing means, priors and
-    uncertainties across the day's candidates, as the sizing did (1 where the ensemble stored none)."""
+    deviation (ddof 0) of their means. The shrinkage is the factor the sizing applied to the sizing mean's departure
+    from the prior, as stored with the allocation (None for a day written before it was)."""
     allocations = inputs.allocations
     if symbol is not None:
         allocations = allocations[allocations["symbol"] == symbol]
@@ -89,7 +88,6 @@ def why(inputs: WhyInputs, symbol: str | None = None) -> list[dict[str, object]]
             raise NoWhy(f"no advice on {symbol} stored for {inputs.as_of}; the day advises on "
                         f"{', '.join(sorted(inputs.allocations['symbol']))}")
     ensemble = inputs.ensemble.set_index("symbol")
-    shrinkage = _shrinkage(ensemble.reindex(inputs.allocations["symbol"]))
     skill = crps_skill(inputs.scores)
     members = inputs.predictions[inputs.predictions["model"] != BASELINE] if not inputs.predictions.empty else None
     answers = []
@@ -107,7 +105,7 @@ def why(inputs: WhyInputs, symbol: str | None = None) -> list[dict[str, object]]
             "ensemble_mean": _number(stored.get("mean")),
             "skill": skill, "skill_measure": SKILL_MEASURE,
             "prior": _number(stored.get("sizing_prior")), "sizing_mean": _number(stored.get("sizing_mean")),
-            "mean_uncertainty": _number(stored.get("mean_uncertainty")), "shrinkage": shrinkage.get(name),
+            "mean_uncertainty": _number(stored.get("mean_uncertainty")), "shrinkage": _number(row.get("shrinkage")),
             "expected_return": _number(row.get(f"expected_return_{inputs.horizon}")),
             "prob_gain": _number(row.get("prob_gain")), "prob_gain_base_rate": _number(row.get("prob_gain_base_rate")),
             "confidence": _number(row["confidence"]),
@@ -120,12 +118,3 @@ def why(inputs: WhyInputs, symbol: str | None = None) -> list[dict[str, object]]
         })
     return answers
 
-
-def _shrinkage(rows: pd.DataFrame) -> dict[str, float]:
-    """Each candidate's shrinkage factor at the sizing horizon, as ``sizing.sized_scenarios`` computed it."""
-    if rows.empty or "sizing_mean" not in rows or rows["sizing_mean"].isna().all():
-        return {}
-    prior = rows["sizing_prior"].astype("float64").fillna(0.0)
-    departure = rows["sizing_mean"].astype("float64").fillna(rows["mean"].astype("float64")) - prior
-    _, factors, _ = shrink_expected_returns(departure.to_numpy(), rows["mean_uncertainty"].astype("float64").to_numpy())
-    return dict(zip(rows.index, (float(f) for f in factors)))

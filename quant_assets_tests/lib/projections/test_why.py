@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from quant_assets.demo.surface import build_surface_warehouse
+from quant_assets.lib.projections.day_step import project_day
+from quant_assets.lib.projections.sizing import SizingPolicy
 from quant_assets.lib.projections.why import NoWhy, load_why_inputs, why
 
 
@@ -52,3 +54,18 @@ def test_every_position_has_a_limit_and_unknown_days_and_symbols_are_named(wareh
             why(inputs, "TSLA")
         with pytest.raises(NoWhy, match="no advice stored for 2001-01-02"):
             load_why_inputs(con, date(2001, 1, 2))
+
+
+def test_an_older_warehouse_without_the_limit_columns_answers_and_gains_them_on_the_next_write(tmp_path):
+    warehouse = build_surface_warehouse(tmp_path / "warehouse.duckdb")
+    with warehouse.writer() as con:
+        for column in ("weight_limit", "weight_limit_reason", "shrinkage"):
+            con.execute(f"ALTER TABLE projections.allocations DROP COLUMN {column}")
+    with warehouse.reader() as con:
+        [old] = why(load_why_inputs(con), "AAPL")
+    assert old["weight_limit"] is None and old["shrinkage"] is None and len(old["members"]) == 3
+    as_of = old["as_of"]
+    project_day(warehouse, as_of, SizingPolicy(n_scenarios=2000))
+    with warehouse.reader() as con:
+        [new] = why(load_why_inputs(con), "AAPL")
+    assert new["weight_limit"] == "cap" and new["shrinkage"] == 1.0

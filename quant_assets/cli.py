@@ -189,9 +189,15 @@ def _run(argv: list[str] | None) -> int:
     saved = commands.add_parser("backup", help="copy the warehouse and your plays, each under its writer lock")
     saved.add_argument("--to", type=Path, help="folder for the copies (default $QUANT_HOME/backups/<time>)")
     _add_book_commands(commands)
+    reasons = commands.add_parser("why", help="what a position's weight rests on: members, skill, P(gain), limit")
+    reasons.add_argument("symbol", help="a symbol of the day's advice, e.g. AAPL")
+    reasons.add_argument("--as-of", type=_iso_day, help="an earlier day's advice (YYYY-MM-DD)")
+    reasons.add_argument("--json", action="store_true", help="print JSON instead of lines")
     args = parser.parse_args(argv)
     if args.command in ("rebalance", "alerts", "export"):
         return _run_book_command(args)
+    if args.command == "why":
+        return _run_why(args)
     if args.command == "plays" and args.action == "export":
         sys.stdout.write(export_plays(paths.home()))
         return 0
@@ -267,6 +273,44 @@ def _run_book_command(args: argparse.Namespace) -> int:
     lines, summary = book_commands.rebalance_book(home, cash, args.as_of, terms, _wait_seconds())
     _print_rebalance(lines, summary, args.json)
     return 0
+
+
+def _run_why(args: argparse.Namespace) -> int:
+    from quant_assets.lib.projections.why import NoWhy, load_why_inputs, why
+    from quant_assets.lib.storage.warehouse import Warehouse, WarehouseBusyError
+
+    path = paths.warehouse_path(paths.home())
+    if not path.exists():
+        raise NotReadyError(f"no warehouse at {path}; run `make demo` or materialize the projections first")
+    try:
+        with Warehouse(path, wait_seconds=_wait_seconds()).reader() as con:
+            [line] = why(load_why_inputs(con, args.as_of), args.symbol.upper())
+    except (NoWhy, WarehouseBusyError) as error:
+        raise NotReadyError(str(error)) from None
+    if args.json:
+        print(json.dumps(line, indent=2, default=str))
+    else:
+        _print_why(line)
+    return 0
+
+
+def _percent(value: float | None, signed: bool = True, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:{'+' if signed else ''}.{digits}%}"
+
+
+def _print_why(line: dict) -> None:
+    shrinkage = "—" if line["shrinkage"] is None else f"{line['shrinkage']:.2f}"
+    print(f"{line['symbol']} in the advice of {line['as_of']} ({line['horizon']} sizing, window {line['window_start']})")
+    for member in line["members"]:
+        print(f"  {member['model']:<10} mean {_percent(member['mean'])}  P10 {_percent(member['p10'])}  "
+              f"P90 {_percent(member['p90'])}")
+    print(f"members' spread {_percent(line['member_spread'], False)}; skill {_percent(line['skill'])} ({line['skill_measure']})")
+    print(f"prior {_percent(line['prior'])}, sizing mean {_percent(line['sizing_mean'])}, shrinkage {shrinkage}, "
+          f"expected return {_percent(line['expected_return'])}")
+    print(f"chance of a gain: calibrated {_percent(line['prob_gain'], False, 0)}, base rate "
+          f"{_percent(line['prob_gain_base_rate'], False, 0)}; shown {_percent(line['confidence'], False, 0)} "
+          f"({line['confidence_label'] or 'unlabelled'})")
+    print(f"weight {_percent(line['weight'], False, 1)}, limited by {line['weight_limit']}: {line['weight_limit_reason']}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from quant_assets.api.config import ApiConfig
 from quant_assets.api.guard import Guard, scrub_paths
-from quant_assets.api.routers import backtest, compare, health, plays, projector, rebalance
+from quant_assets.api.routers import backtest, compare, health, plays, projector, rebalance, why
 from quant_assets.api.state import ApiState, WarehouseUnavailable
 from quant_assets.api import pages
 from quant_assets.lib.market.providers.http import scrub
@@ -73,7 +73,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     async def busy(request: Request, error: Exception):
         return JSONResponse(detail(str(error)), status_code=503, headers={"Retry-After": "2"})
 
-    for module in (projector, backtest, plays, rebalance, compare, health):
+    for module in (projector, backtest, plays, rebalance, why, compare, health):
         app.include_router(module.router, prefix="/api")
 
     if config.web_root is not None:

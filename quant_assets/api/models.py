@@ -272,3 +272,42 @@ class AlertsResponse(BaseModel):
     tolerance: float
     alerts: list[Alert]
     freshness: Freshness | None = None
+
+
+class MemberForecast(BaseModel):
+    model: str
+    mean: float = Field(description="the member's mean log return at the sizing horizon")
+    p10: float | None
+    p90: float | None
+
+
+class WhyLine(BaseModel):
+    symbol: str
+    as_of: dt.date
+    horizon: str = Field(description="the sizing horizon")
+    window_start: dt.date | None
+    members: list[MemberForecast]
+    member_spread: float | None = Field(description="standard deviation of the members' means (log return)")
+    ensemble_mean: float | None
+    skill: float | None
+    skill_measure: str
+    prior: float | None
+    sizing_mean: float | None
+    mean_uncertainty: float | None
+    shrinkage: float | None
+    expected_return: float | None = Field(description="the simple expected return the weight bets on")
+    prob_gain: float | None = Field(description="the calibrated probability of a gain")
+    prob_gain_base_rate: float | None
+    confidence: float | None = Field(description="the probability shown: prob_gain or its base rate")
+    confidence_source: str | None
+    confidence_label: str | None
+    weight: float = Field(description="the advised (fractional-Kelly) weight")
+    kelly_weight: float
+    weight_limit: str | None = Field(description="'cap', 'budget', 'not eligible' or 'utility'")
+    weight_limit_reason: str | None
+
+
+class WhyResponse(BaseModel):
+    as_of: dt.date
+    lines: list[WhyLine]
+    freshness: Freshness

@@ -56,7 +56,7 @@ def _ensemble(prices: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFr
                     rows.append({"window_start": start, "symbol": symbol, "date": dates[i], "horizon": h.label,
                                  "mean": mean, "std": std, **dict(zip(QUANTILE_COLUMNS, mean + std * z)),
                                  "p_up": float(stats.norm.sf(0, mean, std)), **_confidence(symbol, mean, std),
-                                 "realized": realized})
+                                 **_sizing(mean), "realized": realized})
                     if i == idx[-1]:
                         for k, model in enumerate(MODELS):
                             m = mean + (k - 1.5) * std * 0.15
@@ -64,6 +64,24 @@ def _ensemble(prices: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFr
                                                 "date": dates[i], "horizon": h.label, "mean": m, "std": std,
                                                 **dict(zip(QUANTILE_COLUMNS, m + std * z)), "realized": realized})
     return pd.DataFrame(rows), pd.DataFrame(predictions)
+
+
+def _sizing(mean: float) -> dict[str, float]:
+    """The synthetic sizing columns: a zero prior and no uncertainty, so the sizing mean is the mean unshrunk (the
+    weights are those the ensemble's means alone would give)."""
+    return {"sizing_mean": mean, "sizing_prior": 0.0, "mean_uncertainty": 0.0}
+
+
+# The ensemble's and the models' synthetic CRPS relative to the baseline's, per horizon label: the ensemble a few
+# per cent better, as a skilled one is, so the pages show a skill.
+RELATIVE_CRPS = {"ensemble": 0.97, "ridge": 0.99, "garch": 1.0, "lightgbm": 0.98, "baseline": 1.0}
+
+
+def _scores() -> pd.DataFrame:
+    """Synthetic forecasts.scores rows for every window, horizon and model (and the ensemble)."""
+    return pd.DataFrame([{"window_start": start, "model": model, "horizon": h.label, "n": 100,
+                          "crps": 0.02 * np.sqrt(h.equity_sessions / 21) * relative}
+                         for start in WINDOWS for h in HORIZONS for model, relative in RELATIVE_CRPS.items()])
 
 
 # The symbols whose synthetic probability of a gain is shown as calibrated; the others show a base rate, so the
@@ -94,7 +112,7 @@ def build_surface_warehouse(path) -> Warehouse:
 
 
 def add_forecasts_and_projections(warehouse: Warehouse) -> None:
-    """Plans and a synthetic ensemble (with a few models' predictions) over the warehouse's prices of ``SYMBOLS``,
+    """Plans and a synthetic ensemble (with a few models' predictions and scores) over the warehouse's prices of ``SYMBOLS``,
     then the real ``project_day`` (the latest day) and ``decision_backtest``."""
     prices = warehouse.query("SELECT symbol, date, close FROM market.prices WHERE symbol IN (SELECT unnest(?::VARCHAR[]))",
                              [list(SYMBOLS)])
@@ -107,6 +125,7 @@ def add_forecasts_and_projections(warehouse: Warehouse) -> None:
         replace_in(con, "forecasts.plans", plans, None)
         replace_in(con, "forecasts.ensemble", ensemble, None)
         replace_in(con, "forecasts.predictions", predictions, None)
+        replace_in(con, "forecasts.scores", _scores(), None)
     policy = SizingPolicy(n_scenarios=2000)
     project_day(warehouse, warehouse.query("SELECT max(date) AS d FROM features.features")["d"][0].date(), policy)
     decision_backtest(warehouse, policy, 12.0, 10.0)

@@ -3,6 +3,7 @@ import { FormEvent, useEffect, useState } from "react";
 import FanChart from "@/components/FanChart";
 import LiveBadge from "@/components/LiveBadge";
 import { ErrorLine, FreshnessLine, SyntheticNotice } from "@/components/Notice";
+import Why from "@/components/Why";
 import { api, HORIZON_NAMES, num, pct, ProjectorResponse, usd } from "@/components/api";
 
 const MAX_AMOUNT = 1e12;
@@ -112,6 +113,7 @@ export default function ProjectorPage() {
                   <div className="mini" key={p.symbol}>
                     <div><span className="sym">{p.symbol}</span> <span className="muted small">{usd(p.dollars)} · expected 1m {pct(p.expected_return)}</span></div>
                     <FanChart start={p.dollars} bands={p.bands} height={170} compact />
+                    <Why symbol={p.symbol} asOf={data.as_of} />
                   </div>
                 ))}
               </div>

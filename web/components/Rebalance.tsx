@@ -4,6 +4,7 @@
 import { FormEvent, useState } from "react";
 import { ErrorLine } from "@/components/Notice";
 import { api, HORIZON_NAMES, num, pct, RebalanceResponse, usd } from "@/components/api";
+import Why from "@/components/Why";
 
 const plain = (v: number | null | undefined, digits = 1) => (v == null ? "—" : `${(v * 100).toFixed(digits)}%`);
 
@@ -70,7 +71,7 @@ export default function Rebalance() {
                 <td>{l.side === "HOLD" ? "—" : usd(l.dollars)}</td>
                 <td>{l.side === "HOLD" ? "—" : usd(l.cost)}</td>
                 <td>{num(l.shares_after, 6)}<div className="small muted">{plain(l.weight_after)}</div></td>
-                <td className="left small muted">{l.note}</td>
+                <td className="left small muted">{l.note}{l.covered ? <Why symbol={l.symbol} asOf={s.as_of} /> : null}</td>
               </tr>))}
             </tbody>
           </table>

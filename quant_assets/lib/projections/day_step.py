@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from quant_assets.lib.projections.limits import weight_limits
 from quant_assets.lib.projections.montecarlo import PORTFOLIO, bands
 from quant_assets.lib.projections.projector import install_projector
 from quant_assets.lib.projections.rebalance_book import SCENARIOS, scenario_rows
@@ -24,7 +25,8 @@ RESIDUAL_DAYS = 252
 RESIDUAL_SPAN = timedelta(days=int(RESIDUAL_DAYS * 1.5))
 # The columns projections.allocations gained after it was first written, added to older warehouses before a write.
 ALLOCATION_ADDED_COLUMNS = {"prob_gain": "DOUBLE", "prob_gain_base_rate": "DOUBLE", "confidence_source": "VARCHAR",
-                            "growth_contribution": "DOUBLE", "sizing_horizon": "VARCHAR"}
+                            "growth_contribution": "DOUBLE", "sizing_horizon": "VARCHAR",
+                            "weight_limit": "VARCHAR", "weight_limit_reason": "VARCHAR", "shrinkage": "DOUBLE"}
 # A symbol whose latest ensemble row is older than this at the as-of date is not a candidate.
 STALE_DAYS = 7
 
@@ -172,6 +174,7 @@ def _allocation_rows(prices: pd.DataFrame, decision: Decision) -> pd.DataFrame:
     at_horizon = decision.marginals[decision.marginals["horizon"] == decision.policy.horizon].set_index("symbol")
     weights = np.array([decision.fractional[s] for s in decision.scenarios.symbols])
     contribution = growth_contributions(np.expm1(decision.scenarios.returns[decision.policy.horizon]), weights)
+    limits = weight_limits(decision)
     rows = []
     for i, symbol in enumerate(decision.scenarios.symbols):
         # The sized scenarios' mean: at the sizing horizon, the shrunk expected return the weights bet on.
@@ -184,7 +187,9 @@ def _allocation_rows(prices: pd.DataFrame, decision: Decision) -> pd.DataFrame:
                      "kelly_weight": decision.kelly[symbol], "half_kelly_weight": decision.fractional[symbol],
                      "growth_contribution": float(contribution[i]),
                      "last_price": float(prices.loc[symbol, "last_price"]), **expected,
-                     "sizing_horizon": decision.policy.horizon})
+                     "sizing_horizon": decision.policy.horizon,
+                     "weight_limit": limits[symbol][0], "weight_limit_reason": limits[symbol][1],
+                     "shrinkage": decision.shrinkage[symbol]})
     # Ranked by what the advice does (its weight), then by what the position adds to expected log growth; the
     # symbol breaks the remaining ties so the same inputs give the same ranks.
     frame = pd.DataFrame(rows).sort_values(["half_kelly_weight", "growth_contribution", "symbol"],

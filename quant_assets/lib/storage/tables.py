@@ -72,6 +72,7 @@ DDL: dict[str, str] = {
             expected_return_1w DOUBLE, expected_return_1m DOUBLE, expected_return_3m DOUBLE, expected_return_1y DOUBLE,
             sizing_horizon VARCHAR,
             prob_gain DOUBLE, prob_gain_base_rate DOUBLE, confidence_source VARCHAR, growth_contribution DOUBLE,
+            weight_limit VARCHAR, weight_limit_reason VARCHAR, shrinkage DOUBLE,
             PRIMARY KEY (as_of, symbol))""",
     "projections.backtest": """
         CREATE TABLE IF NOT EXISTS projections.backtest (

@@ -24,6 +24,8 @@ HORIZONS: tuple[Horizon, ...] = (
 )
 HORIZON_BY_LABEL = {h.label: h for h in HORIZONS}
 HORIZON_LABELS: tuple[str, ...] = tuple(h.label for h in HORIZONS)
+# The horizon the weights are sized at unless the run's sizing config sets another.
+DEFAULT_SIZING_HORIZON = "1m"
 
 EQUITY, CRYPTO = "equity", "crypto"
 ASSET_CLASSES: tuple[str, ...] = (EQUITY, CRYPTO)

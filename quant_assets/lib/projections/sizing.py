@@ -12,14 +12,14 @@ import pandas as pd
 from quant_assets.lib.models.base import QUANTILE_COLUMNS
 from quant_assets.lib.projections.kelly import cap_binding_share, scenario_kelly, shrink_expected_returns
 from quant_assets.lib.projections.montecarlo import Scenarios, simulate
-from quant_assets.lib.vocabulary import HORIZON_LABELS
+from quant_assets.lib.vocabulary import DEFAULT_SIZING_HORIZON, HORIZON_LABELS
 
 
 @dataclass(frozen=True)
 class SizingPolicy:
     """How scenarios become weights; ``kelly_fraction`` f is the advised investor's, the CRRA one of risk aversion 1/f."""
 
-    horizon: str = "1m"
+    horizon: str = DEFAULT_SIZING_HORIZON
     cap: float = 0.25
     max_total: float = 1.0
     # Off by default: the utility already sizes on the shrunk mean, and a class's base rate of gains just under one

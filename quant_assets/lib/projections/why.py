@@ -11,7 +11,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from quant_assets.lib.vocabulary import CONFIDENCE_LABELS
+from quant_assets.lib.storage.warehouse import has_table
+from quant_assets.lib.vocabulary import CONFIDENCE_LABELS, DEFAULT_SIZING_HORIZON
 
 # The reference the skill is measured against, and the name the ensemble's own scores are stored under.
 BASELINE, ENSEMBLE = "baseline", "ensemble"
@@ -36,15 +37,9 @@ class WhyInputs:
     scores: pd.DataFrame
 
 
-def _has(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                       [schema, name]).fetchone()[0] > 0
-
-
 def load_why_inputs(con, as_of: date | None = None) -> WhyInputs:
     """The rows the advice of ``as_of`` (None: the latest day) rests on; ``NoWhy`` when that day has no advice."""
-    if not _has(con, "projections.allocations"):
+    if not has_table(con, "projections.allocations"):
         raise NoWhy("no advice stored yet; materialize the projections partition of a day")
     day = con.execute("SELECT max(as_of) FROM projections.allocations" + (" WHERE as_of = ?" if as_of else ""),
                       [as_of] if as_of else []).fetchone()[0]
@@ -52,15 +47,16 @@ def load_why_inputs(con, as_of: date | None = None) -> WhyInputs:
         raise NoWhy(f"no advice stored for {as_of}" if as_of else "no advice stored yet; materialize the projections "
                     "partition of a day")
     allocations = con.execute("SELECT * FROM projections.allocations WHERE as_of = ? ORDER BY rank", [day]).df()
-    horizon = allocations["sizing_horizon"].dropna().iloc[0] if allocations["sizing_horizon"].notna().any() else "1m"
+    horizon = allocations["sizing_horizon"].dropna().iloc[0] if allocations["sizing_horizon"].notna().any() \
+        else DEFAULT_SIZING_HORIZON
     window = con.execute("SELECT max(window_start) FROM forecasts.ensemble WHERE window_start <= ?", [day]).fetchone()[0]
     latest = """SELECT * FROM {table} WHERE window_start = ? AND date <= ? AND horizon = ?
                 QUALIFY date = max(date) OVER (PARTITION BY {keys})"""
     ensemble = con.execute(latest.format(table="forecasts.ensemble", keys="symbol"), [window, day, horizon]).df()
     predictions = con.execute(latest.format(table="forecasts.predictions", keys="model, symbol"),
-                              [window, day, horizon]).df() if _has(con, "forecasts.predictions") else pd.DataFrame()
+                              [window, day, horizon]).df() if has_table(con, "forecasts.predictions") else pd.DataFrame()
     scores = con.execute("SELECT * FROM forecasts.scores WHERE window_start = ? AND horizon = ?",
-                         [window, horizon]).df() if _has(con, "forecasts.scores") else pd.DataFrame()
+                         [window, horizon]).df() if has_table(con, "forecasts.scores") else pd.DataFrame()
     return WhyInputs(day, horizon, window, allocations, ensemble, predictions, scores)
 
 

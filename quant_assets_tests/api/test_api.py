@@ -224,17 +224,18 @@ def test_reads_answer_while_a_writer_holds_the_warehouse(home):
     path = home / "warehouse.duckdb"
     with TestClient(create_app(ApiConfig(warehouse_path=path, write_wait_seconds=0.3)), base_url=LOCAL) as client:
         assert client.get("/api/projector", params={"amount": 2500}).status_code == 200
+        # The writer holds the file until told to let go: a fixed hold let it go early on a loaded machine.
         holder = subprocess.Popen([sys.executable, "-c", (
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-            "con.execute('CREATE OR REPLACE TABLE main.touch AS SELECT 1 AS x'); print('held', flush=True); time.sleep(4)"),
-            str(path)], stdout=subprocess.PIPE, text=True)
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+            "con.execute('CREATE OR REPLACE TABLE main.touch AS SELECT 1 AS x'); print('held', flush=True); "
+            "sys.stdin.readline()"), str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline().strip() == "held"
             response = client.get("/api/projector", params={"amount": 777})
             backtest = client.get("/api/backtest")
             write = client.post("/api/plays", json=GOOD_PLAY)
         finally:
-            holder.wait(timeout=30)
+            holder.communicate("release\n", timeout=30)
     assert response.status_code == 200
     assert response.json()["freshness"]["served_from_cache"] is True
     assert "pipeline is writing" in response.json()["freshness"]["note"]
